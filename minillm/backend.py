@@ -1,0 +1,151 @@
+"""The array backend: NumPy (CPU, the default) or CuPy (GPU).
+
+Every layer asks this module for ``xp`` instead of importing NumPy, so the same
+line ``xp.matmul(a, b)`` runs on the CPU or on the GPU. Switch with
+
+    import minillm; minillm.use("cupy")      # in Python
+    MINILLM_BACKEND=cupy python train.py     # from the shell
+
+Arrays are created on the current backend; a Module moves its parameters with
+``module.to("cupy")``. Seeding goes through ``manual_seed`` so CPU and GPU runs
+start from the same weights: initial weights are always drawn on the CPU with
+one NumPy generator and then copied to the device.
+"""
+import math
+import os
+
+import numpy as np
+
+_INSTALL_HINT = (
+    'CuPy is needed for the "cupy" backend. Install it with: pip install "minillm[gpu]" '
+    "(or the cupy-cudaXXx wheel that matches your CUDA version)."
+)
+
+_state = {"name": "numpy", "xp": np}
+_rng = {"cpu": np.random.default_rng(0)}
+DEFAULT_DTYPE = np.float32
+
+
+def _import_cupy():
+    """Import CuPy and check that a GPU is present; raise a clear error otherwise."""
+    try:
+        import cupy
+    except ImportError as e:
+        raise RuntimeError(_INSTALL_HINT) from e
+    try:
+        n = cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:  # CUDA driver missing or broken
+        raise RuntimeError(f"CuPy is installed but no CUDA GPU is usable ({e}). " + _INSTALL_HINT) from e
+    if n == 0:
+        raise RuntimeError("CuPy is installed but no CUDA GPU was found.")
+    return cupy
+
+
+def use(name):
+    """Select the backend for new arrays: "numpy" or "cupy". Returns the array module."""
+    if name not in ("numpy", "cupy"):
+        raise ValueError(f'backend must be "numpy" or "cupy", got {name!r}')
+    _state["xp"] = np if name == "numpy" else _import_cupy()
+    _state["name"] = name
+    return _state["xp"]
+
+
+def current():
+    """Name of the current backend: "numpy" or "cupy"."""
+    return _state["name"]
+
+
+def xp():
+    """The current array module (numpy or cupy)."""
+    return _state["xp"]
+
+
+def cupy_available():
+    """True when CuPy imports and sees at least one GPU."""
+    try:
+        _import_cupy()
+        return True
+    except RuntimeError:
+        return False
+
+
+def get_array_module(x):
+    """numpy or cupy, whichever owns array ``x`` (numpy for anything that is not a CuPy array)."""
+    if type(x).__module__.startswith("cupy"):
+        import cupy
+        return cupy
+    return np
+
+
+def to_numpy(x):
+    """Copy an array to the host as a NumPy array (no copy for NumPy input)."""
+    if type(x).__module__.startswith("cupy"):
+        return x.get()
+    return np.asarray(x)
+
+
+def to_device(x, backend=None):
+    """Move an array to ``backend`` ("numpy"/"cupy"; default: the current backend)."""
+    backend = backend or current()
+    if backend == "numpy":
+        return to_numpy(x)
+    cupy = _import_cupy()
+    return cupy.asarray(x)
+
+
+def to_device_of(x, ref):
+    """Move ``x`` to whichever device holds ``ref`` (token ids to the embedding's device)."""
+    if get_array_module(x) is get_array_module(ref):
+        return x
+    return to_device(x, "numpy" if get_array_module(ref) is np else "cupy")
+
+
+def manual_seed(seed):
+    """Seed every random draw minillm makes (initial weights, dropout, batches, sampling)."""
+    _rng["cpu"] = np.random.default_rng(seed)
+    if current() == "cupy":
+        _state["xp"].random.seed(seed)
+
+
+def cpu_rng():
+    """The NumPy Generator used for initial weights and data sampling."""
+    return _rng["cpu"]
+
+
+def rand(shape, dtype=None):
+    """Uniform [0, 1) samples on the current backend (dropout masks, sampling)."""
+    dtype = dtype or DEFAULT_DTYPE
+    if current() == "cupy":
+        return _state["xp"].random.random_sample(shape, dtype=dtype)
+    return _rng["cpu"].random(shape, dtype=np.float64).astype(dtype, copy=False)
+
+
+def erf(x):
+    """Elementwise error function on either backend (needed by the exact GELU).
+
+    NumPy has no erf; SciPy's is used when installed, otherwise Python's math.erf
+    element by element (exact, but slow: the tanh GELU is the fast default).
+    """
+    if get_array_module(x) is not np:
+        from cupyx.scipy.special import erf as cupy_erf
+        return cupy_erf(x)
+    try:
+        from scipy.special import erf as scipy_erf
+        return scipy_erf(x).astype(x.dtype, copy=False)
+    except ImportError:
+        return np.frompyfunc(math.erf, 1, 1)(x).astype(x.dtype)
+
+
+def scatter_add(target, index, values):
+    """target[index[i]] += values[i], accumulating repeated indices (embedding backward)."""
+    xp_ = get_array_module(target)
+    if xp_ is np:
+        np.add.at(target, index, values)
+    else:
+        import cupyx
+        cupyx.scatter_add(target, index, values)
+    return target
+
+
+if os.environ.get("MINILLM_BACKEND", "numpy") != "numpy":
+    use(os.environ["MINILLM_BACKEND"])

@@ -1,0 +1,148 @@
+"""Elementwise activations (ReLU, GELU) and softmax / log-softmax along one axis.
+
+All shapes are preserved: x: (...) -> out: (...).
+
+ReLU:        out = max(x, 0)
+GELU exact:  out = x * Phi(x),  Phi(x) = (1 + erf(x / sqrt 2)) / 2
+GELU tanh:   out = x/2 * (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)   (GPT-2; Hendrycks & Gimpel 2016)
+softmax:     p_i = exp(x_i - m) / sum_j exp(x_j - m),  m = max_j x_j   (subtracting m avoids overflow)
+log_softmax: x_i - m - log sum_j exp(x_j - m)
+"""
+import math
+
+from .. import backend
+from .checks import check_float
+from .module import Module
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+# ============================================================================ ReLU
+def relu_forward(x):
+    out = x * (x > 0)
+    return out, x > 0
+
+
+def relu_backward(dout, cache):
+    """forward: out = x * [x > 0]   =>   dx = dout * [x > 0]."""
+    return dout * cache
+
+
+# ============================================================================ GELU
+def gelu_forward(x, approximate="tanh"):
+    """GELU. approximate="tanh" (GPT-2, the default here) or "none" (exact, erf; BERT)."""
+    if approximate == "tanh":
+        u = _SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)
+        t = backend.get_array_module(x).tanh(u)
+        return 0.5 * x * (1.0 + t), ("tanh", x, t)
+    phi_cdf = 0.5 * (1.0 + backend.erf(x * _INV_SQRT_2))
+    return x * phi_cdf, ("none", x, phi_cdf)
+
+
+def gelu_backward(dout, cache):
+    """dx for either GELU form.
+
+    tanh:  out = x/2 (1 + t), t = tanh(u)
+           dout/dx = (1 + t)/2  +  x/2 (1 - t^2) du/dx,   du/dx = sqrt(2/pi) (1 + 3*0.044715 x^2)
+    exact: out = x Phi(x)
+           dout/dx = Phi(x) + x phi(x),   phi(x) = exp(-x^2/2) / sqrt(2 pi)
+    """
+    kind, x, s = cache
+    if kind == "tanh":
+        du = _SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * x * x)
+        return dout * (0.5 * (1.0 + s) + 0.5 * x * (1.0 - s * s) * du)
+    pdf = _INV_SQRT_2PI * backend.get_array_module(x).exp(-0.5 * x * x)
+    return dout * (s + x * pdf)
+
+
+# ============================================================================ softmax
+def softmax_forward(x, axis=-1):
+    xp = backend.get_array_module(x)
+    e = xp.exp(x - x.max(axis=axis, keepdims=True))
+    p = e / e.sum(axis=axis, keepdims=True)
+    return p, (p, axis)
+
+
+def softmax_backward(dout, cache):
+    """forward: p = softmax(x)  =>  dx_i = p_i (dout_i - sum_j dout_j p_j)   (Jacobian diag(p) - p p^T)."""
+    p, axis = cache
+    return p * (dout - (dout * p).sum(axis=axis, keepdims=True))
+
+
+def log_softmax_forward(x, axis=-1):
+    xp = backend.get_array_module(x)
+    z = x - x.max(axis=axis, keepdims=True)
+    out = z - xp.log(xp.exp(z).sum(axis=axis, keepdims=True))
+    return out, (out, axis)
+
+
+def log_softmax_backward(dout, cache):
+    """forward: out = x - logsumexp(x)  =>  dx_i = dout_i - softmax(x)_i * sum_j dout_j."""
+    out, axis = cache
+    xp = backend.get_array_module(out)
+    return dout - xp.exp(out) * dout.sum(axis=axis, keepdims=True)
+
+
+# ============================================================================ Modules
+class ReLU(Module):
+    """out = max(x, 0), as torch.nn.ReLU."""
+
+    def forward(self, x):
+        check_float("input", x, "ReLU")
+        out, self.cache = relu_forward(x)
+        return out
+
+    def backward(self, dout):
+        return relu_backward(dout, self.pop_cache())
+
+
+class GELU(Module):
+    """GELU, as torch.nn.GELU(approximate=...): "tanh" (GPT-2) or "none" (exact erf form, BERT)."""
+
+    def __init__(self, approximate="tanh"):
+        if approximate not in ("tanh", "none"):
+            raise ValueError(f'GELU: approximate must be "tanh" or "none", got {approximate!r}')
+        self.approximate = approximate
+
+    def forward(self, x):
+        check_float("input", x, "GELU")
+        out, self.cache = gelu_forward(x, self.approximate)
+        return out
+
+    def backward(self, dout):
+        return gelu_backward(dout, self.pop_cache())
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
+
+
+class Softmax(Module):
+    """softmax along ``dim``, as torch.nn.Softmax(dim)."""
+
+    def __init__(self, dim=-1):
+        self.dim = dim
+
+    def forward(self, x):
+        check_float("input", x, "Softmax")
+        out, self.cache = softmax_forward(x, self.dim)
+        return out
+
+    def backward(self, dout):
+        return softmax_backward(dout, self.pop_cache())
+
+
+class LogSoftmax(Module):
+    """log-softmax along ``dim``, as torch.nn.LogSoftmax(dim)."""
+
+    def __init__(self, dim=-1):
+        self.dim = dim
+
+    def forward(self, x):
+        check_float("input", x, "LogSoftmax")
+        out, self.cache = log_softmax_forward(x, self.dim)
+        return out
+
+    def backward(self, dout):
+        return log_softmax_backward(dout, self.pop_cache())

@@ -1,0 +1,267 @@
+"""Scaled dot-product attention and multi-head attention (Vaswani et al. 2017).
+
+Letters: B batch, H heads, T query positions, S key positions, D head size,
+C = H * D model width.
+
+    Attention(Q, K, V) = softmax(Q K^T / sqrt(D) + M) V
+    q: (B, H, T, D), k: (B, H, S, D), v: (B, H, S, D) -> out: (B, H, T, D)
+
+M is the mask: 0 where a query may look at a key, -inf where it may not
+(causal: key j > query i; padding: key j is a pad token), or any additive float.
+
+On the CuPy backend, eligible calls (float32, D <= 128, masks that are causal
+and/or key padding, no attention dropout) run through the fused CUDA kernel in
+``kernels/fused_attention.cu``, which never builds the T x S matrix. Set
+``MINILLM_FUSED_ATTENTION=0`` to force the plain formula. ``last_path`` says
+which path the latest call took ("plain" or "fused").
+"""
+import math
+import os
+
+import numpy as np   # only to name dtypes and the CPU module; array math goes through xp
+
+from .. import backend
+from .checks import check_backend, check_float, check_ndim, check_last_dim, check_same_dtype
+from .dropout import dropout_mask
+from .linear import linear_backward, linear_forward
+from .module import Module, Parameter
+from . import init
+
+last_path = None
+
+
+# ============================================================================ masks
+def build_mask(attn_mask, key_padding_mask, is_causal, shape, xp):
+    """Combine the mask options into (allowed, additive) for scores of ``shape`` (B, H, T, S).
+
+    attn_mask: bool (True = may attend) or float (added to the scores), broadcastable to (B, H, T, S)
+    key_padding_mask: (B, S) bool, True = padding (never attended)
+    is_causal: query i attends keys j <= i (top-left aligned, as torch when T != S)
+    Returns allowed: bool broadcastable to (B, H, T, S) or None; additive: float or None.
+    """
+    B, H, T, S = shape
+    allowed, additive = None, None
+    if attn_mask is not None:
+        try:
+            xp.broadcast_shapes(tuple(attn_mask.shape), shape)
+        except ValueError:
+            raise ValueError(f"attn_mask of shape {tuple(attn_mask.shape)} does not broadcast to "
+                             f"(B, H, T, S) = {shape}") from None
+        if attn_mask.dtype == bool:
+            allowed = attn_mask
+        else:
+            additive = attn_mask
+    if key_padding_mask is not None:
+        if tuple(key_padding_mask.shape) != (B, S) or key_padding_mask.dtype != bool:
+            raise ValueError(f"key_padding_mask must be a bool array of shape (B, S) = {(B, S)}, got "
+                             f"{key_padding_mask.dtype} of shape {tuple(key_padding_mask.shape)}")
+        keep = ~key_padding_mask[:, None, None, :]                     # (B, 1, 1, S)
+        allowed = keep if allowed is None else allowed & keep
+    if is_causal:
+        causal = xp.tril(xp.ones((T, S), dtype=bool))                  # (T, S)
+        allowed = causal if allowed is None else allowed & causal
+    return allowed, additive
+
+
+# ============================================================================ forward
+def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, key_padding_mask=None,
+                                 dropout_p=0.0, dropout_mask=None, scale=None):
+    """out = softmax(q k^T * scale + mask) v, with scale = 1/sqrt(D) by default.
+
+    q: (B, H, T, D), k, v: (B, H, S, D) -> out: (B, H, T, D); also returns the cache for the backward.
+    dropout_mask: bool keep-mask (B, H, T, S) applied to the probabilities when dropout_p > 0.
+    A query row whose every key is masked gets output 0 (and gradient 0), not NaN.
+    """
+    global last_path
+    _check_qkv(q, k, v)
+    xp = backend.get_array_module(q)
+    B, H, T, D = q.shape
+    S = k.shape[2]
+    scale = 1.0 / math.sqrt(D) if scale is None else scale
+    kpm = None if key_padding_mask is None else backend.to_device_of(key_padding_mask, q)
+    attn_mask = None if attn_mask is None else backend.to_device_of(attn_mask, q)
+    if _fused_eligible(q, attn_mask, dropout_p):
+        from minillm import kernels
+        build_mask(None, kpm, False, (B, H, T, S), xp)              # same shape checks as the plain path
+        out, lse = kernels.attention_forward(q, k, v, is_causal, kpm, scale)
+        last_path = "fused"
+        return out, ("fused", q, k, v, out, lse, is_causal, kpm, scale)
+    allowed, additive = build_mask(attn_mask, kpm, is_causal, (B, H, T, S), xp)
+    s = (q @ k.swapaxes(-1, -2)) * scale                          # (B,H,T,D) x (B,H,D,S) -> (B,H,T,S)
+    if additive is not None:
+        s = s + additive
+    if allowed is not None:
+        s = xp.where(allowed, s, -xp.inf)
+    m = s.max(axis=-1, keepdims=True)                              # (B,H,T,1)
+    m = xp.where(xp.isfinite(m), m, 0)                             # fully masked row: keep exp() at 0
+    e = xp.exp(s - m)
+    denom = e.sum(axis=-1, keepdims=True)
+    p = e / xp.where(denom == 0, 1, denom)                          # (B,H,T,S) attention weights
+    pd = p
+    if dropout_p > 0:
+        pd = p * dropout_mask * (1.0 / (1.0 - dropout_p))
+    out = pd @ v                                                    # (B,H,T,S) x (B,H,S,D) -> (B,H,T,D)
+    last_path = "plain"
+    return out, ("plain", q, k, v, p, pd, dropout_mask, dropout_p, scale)
+
+
+# ============================================================================ backward
+def scaled_dot_product_attention_backward(dout, cache):
+    """Given dL/dout (B, H, T, D), return dq (B, H, T, D), dk (B, H, S, D), dv (B, H, S, D).
+
+    forward: s = q k^T * scale;  p = softmax(s);  out = p v
+      dv = p^T dout                              (B,H,S,T) x (B,H,T,D) -> (B,H,S,D)
+      dp = dout v^T                              (B,H,T,D) x (B,H,D,S) -> (B,H,T,S)
+      ds = p * (dp - rowsum(dp * p))             softmax backward, row by row
+      dq = ds k * scale,   dk = ds^T q * scale
+    Masked entries have p = 0, so they receive no gradient.
+    """
+    if cache[0] == "fused":
+        from minillm import kernels
+        _, q, k, v, out, lse, is_causal, kpm, scale = cache
+        return kernels.attention_backward(dout, q, k, v, out, lse, is_causal, kpm, scale)
+    _, q, k, v, p, pd, mask, dropout_p, scale = cache
+    dv = pd.swapaxes(-1, -2) @ dout
+    dp = dout @ v.swapaxes(-1, -2)
+    if dropout_p > 0:
+        dp = dp * mask * (1.0 / (1.0 - dropout_p))    # forward: pd = p * mask / (1 - p_drop)
+    ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
+    dq = (ds @ k) * scale
+    dk = (ds.swapaxes(-1, -2) @ q) * scale
+    return dq, dk, dv
+
+
+def _fused_eligible(q, attn_mask, dropout_p):
+    if backend.get_array_module(q) is np or os.environ.get("MINILLM_FUSED_ATTENTION", "1") == "0":
+        return False
+    return q.dtype == np.float32 and q.shape[-1] <= 128 and attn_mask is None and dropout_p == 0
+
+
+def _check_qkv(q, k, v):
+    where = "scaled_dot_product_attention"
+    for name, a in (("q", q), ("k", k), ("v", v)):
+        check_float(name, a, where)
+        check_ndim(name, a, (4,), where)
+    check_same_dtype(where, q=q, k=k, v=v)
+    if k.shape != v.shape or q.shape[:2] != k.shape[:2] or q.shape[3] != k.shape[3]:
+        raise ValueError(f"{where}: expected q (B, H, T, D) and k, v (B, H, S, D) with the same B, H, D; "
+                         f"got q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
+
+
+# ============================================================================ multi-head
+class KVCache:
+    """Keys and values of the positions seen so far, for fast generation. k, v: (B, H, max_len, D)."""
+
+    def __init__(self, batch, heads, max_len, head_dim, dtype, xp):
+        self.k = xp.zeros((batch, heads, max_len, head_dim), dtype=dtype)
+        self.v = xp.zeros_like(self.k)
+        self.length = 0
+
+
+class MultiHeadAttention(Module):
+    """Multi-head attention with torch.nn.MultiheadAttention(batch_first=True)'s parameters.
+
+    in_proj_weight: (3C, C) = [W_q; W_k; W_v], in_proj_bias: (3C,), out_proj: Linear(C, C).
+    forward(x) is self-attention on x: (B, T, C); forward(x, memory) is cross-attention from
+    x: (B, T, C) to memory: (B, S, C), whose backward returns (dx, dmemory).
+
+    Masks follow nn.MultiheadAttention (note: the opposite of scaled_dot_product_attention):
+      attn_mask: bool with True = NOT allowed, or float added; (T, S) or broadcastable to (B, H, T, S)
+      key_padding_mask: (B, S) bool, True = padding
+    """
+
+    def __init__(self, embed_dim, num_heads, bias=True, dropout=0.0, dtype=None):
+        if embed_dim % num_heads != 0:
+            raise ValueError(f"MultiHeadAttention: embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
+        self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
+        self.dropout = dropout
+        bound = math.sqrt(6.0 / (embed_dim + 3 * embed_dim))          # xavier_uniform, as torch
+        self.in_proj_weight = Parameter(init.uniform((3 * embed_dim, embed_dim), bound, dtype))
+        self.in_proj_bias = Parameter(init.zeros((3 * embed_dim,), dtype)) if bias else None
+        from .linear import Linear
+        self.out_proj = Linear(embed_dim, embed_dim, bias=bias, dtype=dtype)
+        if bias:
+            self.out_proj.bias.data[...] = 0
+        self.fixed_dropout_mask = None
+
+    def _split_heads(self, x):
+        B, T, _ = x.shape                 # (B, T, C) -> (B, T, H, D) -> (B, H, T, D)
+        return x.reshape(B, T, self.num_heads, self.head_dim).transpose(0, 2, 1, 3)
+
+    def _merge_heads(self, x):
+        B, _, T, _ = x.shape              # (B, H, T, D) -> (B, T, H, D) -> (B, T, C)
+        return x.transpose(0, 2, 1, 3).reshape(B, T, self.embed_dim)
+
+    def forward(self, x, memory=None, attn_mask=None, key_padding_mask=None, is_causal=False, kv_cache=None):
+        C, W = self.embed_dim, self.in_proj_weight.data
+        b = None if self.in_proj_bias is None else self.in_proj_bias.data
+        where = f"MultiHeadAttention(embed_dim={C})"
+        for name, a in (("x", x), ("memory", memory)):
+            if a is not None:
+                check_float(name, a, where)
+                check_backend(name, a, W, where)
+                check_ndim(name, a, (3,), where)
+                check_last_dim(name, a, C, where)
+        if memory is None:                                             # one matmul for q, k and v
+            qkv, lin = linear_forward(x, W, b)                         # (B, T, C) -> (B, T, 3C)
+            q, k, v = (self._split_heads(qkv[..., i * C:(i + 1) * C]) for i in range(3))
+            lin_caches = (lin,)
+        else:                                                          # q from x, k and v from memory
+            q, lin_q = linear_forward(x, W[:C], None if b is None else b[:C])
+            kv, lin_kv = linear_forward(memory, W[C:], None if b is None else b[C:])
+            q, k, v = self._split_heads(q), self._split_heads(kv[..., :C]), self._split_heads(kv[..., C:])
+            lin_caches = (lin_q, lin_kv)
+        if kv_cache is not None:
+            k, v, attn_mask, is_causal = self._use_kv_cache(kv_cache, k, v, q.shape[2], is_causal)
+        elif attn_mask is not None and attn_mask.dtype == bool:
+            attn_mask = ~attn_mask                                     # torch MHA: True = blocked
+        if attn_mask is not None and attn_mask.ndim == 3:              # (B*H, T, S) -> (B, H, T, S)
+            attn_mask = attn_mask.reshape(x.shape[0], self.num_heads, *attn_mask.shape[1:])
+        drop = self.dropout if self.training else 0.0
+        mask = None
+        if drop > 0:
+            shape = (x.shape[0], self.num_heads, q.shape[2], k.shape[2])
+            mask = self.fixed_dropout_mask if self.fixed_dropout_mask is not None else dropout_mask(shape, drop)
+        att, att_cache = scaled_dot_product_attention(q, k, v, attn_mask, is_causal, key_padding_mask,
+                                                      drop, mask)
+        y = self.out_proj(self._merge_heads(att))
+        self.cache = None if kv_cache is not None else (lin_caches, att_cache)
+        return y
+
+    def _use_kv_cache(self, cache, k, v, T, is_causal):
+        """Append this call's k, v (B, H, T, D) to the cache; return the keys/values seen so far."""
+        xp = backend.get_array_module(k)
+        start = cache.length
+        cache.k[:, :, start:start + T], cache.v[:, :, start:start + T] = k, v
+        cache.length = start + T
+        mask = None
+        if is_causal and T > 1:   # new query i sits at position start + i: keys j <= start + i
+            mask = xp.arange(start + T)[None, :] <= (start + xp.arange(T))[:, None]
+        return cache.k[:, :, :cache.length], cache.v[:, :, :cache.length], mask, False
+
+    def backward(self, dy):
+        """dy: (B, T, C) -> dx (B, T, C), or (dx, dmemory) for cross-attention."""
+        lin_caches, att_cache = self.pop_cache()
+        C = self.embed_dim
+        datt = self._split_heads(self.out_proj.backward(dy))          # (B, T, C) -> (B, H, T, D)
+        dq, dk, dv = scaled_dot_product_attention_backward(datt, att_cache)
+        xp = backend.get_array_module(dy)
+        if len(lin_caches) == 1:
+            dqkv = xp.concatenate([self._merge_heads(g) for g in (dq, dk, dv)], axis=-1)  # (B, T, 3C)
+            dx, dW, db = linear_backward(dqkv, lin_caches[0])
+            self.accumulate(self.in_proj_weight, dW)
+            if self.in_proj_bias is not None:
+                self.accumulate(self.in_proj_bias, db)
+            return dx
+        dx, dWq, dbq = linear_backward(self._merge_heads(dq), lin_caches[0])
+        dkv = xp.concatenate([self._merge_heads(dk), self._merge_heads(dv)], axis=-1)   # (B, S, 2C)
+        dmem, dWkv, dbkv = linear_backward(dkv, lin_caches[1])
+        self.in_proj_weight.grad[:C] += dWq
+        self.in_proj_weight.grad[C:] += dWkv
+        if self.in_proj_bias is not None:
+            self.in_proj_bias.grad[:C] += dbq
+            self.in_proj_bias.grad[C:] += dbkv
+        return dx, dmem
+
+    def extra_repr(self):
+        return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}"

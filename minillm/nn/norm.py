@@ -1,0 +1,77 @@
+"""Layer normalisation (Ba, Kiros & Hinton 2016) over the last dimension.
+
+x: (..., C), weight (gamma) and bias (beta): (C,)
+
+    mean = sum_c x_c / C
+    var  = sum_c (x_c - mean)^2 / C          (biased, as PyTorch)
+    rstd = 1 / sqrt(var + eps)
+    xhat = (x - mean) * rstd
+    out  = xhat * weight + bias
+"""
+from .. import backend
+from . import init
+from .checks import check_backend, check_float, check_last_dim
+from .module import Module, Parameter
+
+
+def layernorm_forward(x, weight, bias, eps=1e-5):
+    """x: (..., C), weight, bias: (C,) -> out: (..., C). Saves xhat and rstd for the backward pass."""
+    xp = backend.get_array_module(x)
+    mean = x.mean(axis=-1, keepdims=True)                  # (..., 1)
+    xc = x - mean
+    rstd = 1.0 / xp.sqrt((xc * xc).mean(axis=-1, keepdims=True) + eps)   # (..., 1)
+    xhat = xc * rstd
+    out = xhat * weight + bias
+    return out, (xhat, rstd, weight)
+
+
+def layernorm_backward(dout, cache):
+    """Return dx (..., C), dweight (C,), dbias (C,).
+
+    forward: out = xhat * w + b,   xhat = (x - mean) * rstd
+      dbias   = sum over positions of dout
+      dweight = sum over positions of dout * xhat
+      dxhat   = dout * w
+      dx      = rstd * (dxhat                         term 1: through xhat directly
+                        - mean_c(dxhat)               term 2: through the mean
+                        - xhat * mean_c(dxhat * xhat)) term 3: through rstd (the variance)
+    """
+    xhat, rstd, weight = cache
+    C = xhat.shape[-1]
+    d2, x2 = dout.reshape(-1, C), xhat.reshape(-1, C)
+    dbias = d2.sum(axis=0)
+    dweight = (d2 * x2).sum(axis=0)
+    dxhat = dout * weight
+    dx = rstd * (dxhat - dxhat.mean(axis=-1, keepdims=True)
+                 - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
+    return dx, dweight, dbias
+
+
+class LayerNorm(Module):
+    """As torch.nn.LayerNorm(normalized_shape, eps): weight = 1, bias = 0 at start."""
+
+    def __init__(self, normalized_shape, eps=1e-5, dtype=None):
+        if isinstance(normalized_shape, (tuple, list)):
+            if len(normalized_shape) != 1:
+                raise ValueError(f"LayerNorm: only the last dimension can be normalised, got normalized_shape={normalized_shape}")
+            normalized_shape = normalized_shape[0]
+        self.normalized_shape, self.eps = int(normalized_shape), eps
+        self.weight = Parameter(init.ones((self.normalized_shape,), dtype))
+        self.bias = Parameter(init.zeros((self.normalized_shape,), dtype))
+
+    def forward(self, x):
+        where = f"LayerNorm({self.normalized_shape})"
+        check_float("input", x, where)
+        check_backend("input", x, self.weight.data, where)
+        check_last_dim("input", x, self.normalized_shape, where)
+        out, self.cache = layernorm_forward(x, self.weight.data, self.bias.data, self.eps)
+        return out
+
+    def backward(self, dout):
+        dx, dw, db = layernorm_backward(dout, self.pop_cache())
+        self.accumulate(self.weight, dw)
+        self.accumulate(self.bias, db)
+        return dx
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}"

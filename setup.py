@@ -1,0 +1,28 @@
+"""Install minillm.
+
+    pip install -e .            # NumPy backend (CPU)
+    pip install -e ".[test]"    # + pytest, hypothesis for the test suite
+    pip install -e ".[gpu]"     # + CuPy for the GPU backend and fused kernel
+
+The CUDA source lives in the top-level ``kernels/`` folder (so it reads as its
+own part of the project) and is installed as the subpackage ``minillm.kernels``.
+"""
+from setuptools import setup
+
+setup(
+    name="minillm",
+    version="0.1.0",
+    description="Language models from first principles: every backward pass written by hand.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=["minillm", "minillm.nn", "minillm.models", "minillm.kernels"],
+    package_dir={"minillm.kernels": "kernels"},
+    package_data={"minillm.kernels": ["*.cu"]},
+    install_requires=["numpy>=1.23", "matplotlib>=3.5"],
+    extras_require={
+        "gpu": ["cupy-cuda12x"],
+        "test": ["pytest>=7", "hypothesis>=6"],
+    },
+    entry_points={"console_scripts": ["minillm = minillm.cli:main"]},
+)
