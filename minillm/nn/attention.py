@@ -81,9 +81,8 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, key_p
     kpm = None if key_padding_mask is None else backend.to_device_of(key_padding_mask, q)
     attn_mask = None if attn_mask is None else backend.to_device_of(attn_mask, q)
     if _fused_eligible(q, attn_mask, dropout_p):
-        from minillm import kernels
         build_mask(None, kpm, False, (B, H, T, S), xp)              # same shape checks as the plain path
-        out, lse = kernels.attention_forward(q, k, v, is_causal, kpm, scale)
+        out, lse = _kernels().attention_forward(q, k, v, is_causal, kpm, scale)
         last_path = "fused"
         return out, ("fused", q, k, v, out, lse, is_causal, kpm, scale)
     allowed, additive = build_mask(attn_mask, kpm, is_causal, (B, H, T, S), xp)
@@ -117,9 +116,8 @@ def scaled_dot_product_attention_backward(dout, cache):
     Masked entries have p = 0, so they receive no gradient.
     """
     if cache[0] == "fused":
-        from minillm import kernels
         _, q, k, v, out, lse, is_causal, kpm, scale = cache
-        return kernels.attention_backward(dout, q, k, v, out, lse, is_causal, kpm, scale)
+        return _kernels().attention_backward(dout, q, k, v, out, lse, is_causal, kpm, scale)
     _, q, k, v, p, pd, mask, dropout_p, scale = cache
     dv = pd.swapaxes(-1, -2) @ dout
     dp = dout @ v.swapaxes(-1, -2)
@@ -129,6 +127,23 @@ def scaled_dot_product_attention_backward(dout, cache):
     dq = (ds @ k) * scale
     dk = (ds.swapaxes(-1, -2) @ q) * scale
     return dq, dk, dv
+
+
+def _kernels():
+    """minillm.kernels: installed by setup.py, or, in a source checkout that was not installed,
+    loaded from the top-level kernels/ folder (so ``PYTHONPATH=.`` works too)."""
+    try:
+        from minillm import kernels
+    except ImportError:
+        import importlib.util
+        import sys
+        from pathlib import Path
+        path = Path(__file__).resolve().parents[2] / "kernels" / "__init__.py"
+        spec = importlib.util.spec_from_file_location("minillm.kernels", path)
+        kernels = importlib.util.module_from_spec(spec)
+        sys.modules["minillm.kernels"] = kernels
+        spec.loader.exec_module(kernels)
+    return kernels
 
 
 def _fused_eligible(q, attn_mask, dropout_p):
