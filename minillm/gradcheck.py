@@ -56,8 +56,11 @@ def numerical_gradient(loss_fn, x, entries, h=1e-5):
 
 
 def random_like(out, seed=0):
-    """Upstream gradients: standard normal arrays shaped like each output, on the output's device."""
-    rng = np.random.default_rng(seed)
+    """Upstream gradients: standard normal arrays shaped like each output, on the output's device.
+
+    Drawn from a stream of its own (seed + 10007), so dout never equals an input drawn with the same seed.
+    """
+    rng = np.random.default_rng(seed + 10007)
     return [backend.to_device_of(rng.standard_normal(a.shape).astype(a.dtype), a) for a in _flatten(out)]
 
 
