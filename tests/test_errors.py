@@ -1,0 +1,79 @@
+"""Bad input is caught at the public entry with a message naming the argument, the expected and the actual value."""
+import numpy as np
+import pytest
+
+from minillm import nn
+from minillm.nn import attention
+
+x3 = np.zeros((2, 4, 8), dtype=np.float32)
+
+
+@pytest.mark.parametrize("call,exc,pattern", [
+    (lambda: nn.Linear(64, 3)(np.zeros((2, 32), np.float32)), ValueError,
+     r"Linear\(in_features=64\) got input with last dimension 32"),
+    (lambda: nn.Linear(8, 3)(np.zeros((2, 8), dtype=np.int64)), TypeError, r"input must be a floating-point array"),
+    (lambda: nn.MultiHeadAttention(100, 3), ValueError, r"embed_dim 100 is not divisible by num_heads 3"),
+    (lambda: nn.Embedding(10, 4)(np.array([[1, 10]])), ValueError, r"must lie in \[0, 10\), got values in \[1, 10\]"),
+    (lambda: nn.Embedding(10, 4)(np.array([[-1, 2]])), ValueError, r"must lie in \[0, 10\)"),
+    (lambda: nn.Embedding(10, 4)(np.array([[1.0, 2.0]])), TypeError, r"integer array of token ids, got .*float64"),
+    (lambda: nn.Embedding(10, 4, padding_idx=12), ValueError, r"padding_idx must lie in \[0, 10\), got 12"),
+    (lambda: attention.scaled_dot_product_attention(x3[None], x3[None], x3[None], attn_mask=np.ones((3, 3), bool)),
+     ValueError, r"attn_mask of shape \(3, 3\) does not broadcast to \(B, H, T, S\) = \(1, 2, 4, 4\)"),
+    (lambda: attention.scaled_dot_product_attention(x3[None], x3[None], x3[None], key_padding_mask=np.ones((1, 5), bool)),
+     ValueError, r"key_padding_mask must be a bool array of shape \(B, S\) = \(1, 4\)"),
+    (lambda: attention.scaled_dot_product_attention(x3, x3, x3), ValueError, r"q must be 4-D, got shape \(2, 4, 8\)"),
+    (lambda: attention.scaled_dot_product_attention(x3[None], x3[None, :, :2], x3[None]), ValueError,
+     r"expected q \(B, H, T, D\) and k, v \(B, H, S, D\)"),
+    (lambda: attention.scaled_dot_product_attention(x3[None], x3[None].astype(np.float64), x3[None]), TypeError,
+     r"share one dtype, got q=float32, k=float64"),
+    (lambda: nn.MultiHeadAttention(8, 2)(np.zeros((2, 4, 6), np.float32)), ValueError, r"x with last dimension 6"),
+    (lambda: nn.MultiHeadAttention(8, 2)(x3, np.zeros((2, 4, 5), np.float32)), ValueError,
+     r"memory with last dimension 5"),
+    (lambda: nn.LayerNorm(8)(np.zeros((2, 7), np.float32)), ValueError, r"LayerNorm\(8\) got input with last dimension 7"),
+    (lambda: nn.LayerNorm((4, 8)), ValueError, r"only the last dimension"),
+    (lambda: nn.GELU("fast"), ValueError, r'approximate must be "tanh" or "none", got \'fast\''),
+    (lambda: nn.Dropout(1.0), ValueError, r"p must lie in \[0, 1\), got 1.0"),
+    (lambda: nn.LSTM(3, 4)(np.zeros((2, 5, 6), np.float32)), ValueError, r"LSTM\(input_size=3\) got input with last dimension 6"),
+    (lambda: nn.LSTM(3, 4)(np.zeros((2, 3), np.float32)), ValueError, r"input must be 3-D, got shape \(2, 3\)"),
+    (lambda: nn.LSTM(3, 4, num_layers=2)(np.zeros((2, 5, 3), np.float32), (np.zeros((1, 2, 4)), np.zeros((1, 2, 4)))),
+     ValueError, r"state \(h0, c0\) must each have shape \(num_layers, B, H\) = \(2, 2, 4\), got \(1, 2, 4\)"),
+    (lambda: nn.CrossEntropyLoss()(np.zeros((4, 5), np.float32), np.array([0, 1, 5, 2])), ValueError,
+     r"targets must lie in \[0, 5\) or equal ignore_index=-100, got values in \[0, 5\]"),
+    (lambda: nn.CrossEntropyLoss()(np.zeros((4, 5), np.float32), np.zeros(3, dtype=int)), ValueError,
+     r"targets shape \(3,\) must equal logits shape without the class dimension \(4,\)"),
+    (lambda: nn.CrossEntropyLoss()(np.zeros((4, 5), np.float32), np.zeros(4)), TypeError,
+     r"targets must be integer class ids, got dtype float64"),
+    (lambda: nn.CrossEntropyLoss(label_smoothing=1.5), ValueError, r"label_smoothing must lie in \[0, 1\], got 1.5"),
+    (lambda: nn.TransformerBlock(8, 2, activation="swish"), ValueError, r"activation must be one of"),
+    (lambda: nn.SinusoidalPositionalEncoding(8, max_len=3)(x3), ValueError, r"sequence length 4 exceeds max_len 3"),
+])
+def test_bad_input_raises_clear_error(call, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        call()
+
+
+def test_backward_before_forward():
+    with pytest.raises(RuntimeError, match=r"Linear.backward\(\) was called without a preceding forward\(\)"):
+        nn.Linear(3, 2).backward(np.zeros((1, 2)))
+
+
+def test_backward_twice_for_one_forward():
+    m = nn.LayerNorm(3)
+    m(np.ones((1, 3), np.float32))
+    m.backward(np.ones((1, 3), np.float32))
+    with pytest.raises(RuntimeError, match="or twice for one forward"):
+        m.backward(np.ones((1, 3), np.float32))
+
+
+def test_load_state_dict_lists_every_problem():
+    m = nn.TransformerBlock(8, 2)
+    state = m.state_dict()
+    state.pop("norm1.weight")
+    state["extra.weight"] = np.zeros(3)
+    state["ff.linear1.weight"] = np.zeros((5, 8))
+    with pytest.raises(ValueError) as info:
+        m.load_state_dict(state)
+    msg = str(info.value)
+    assert "missing keys: norm1.weight" in msg
+    assert "unexpected keys: extra.weight" in msg
+    assert "ff.linear1.weight: expected (32, 8), got (5, 8)" in msg
