@@ -1,33 +1,152 @@
-"""The ``minillm`` command: gradcheck (and train / generate as they land).
+"""The ``minillm`` command line: train, generate, fill-mask, classify, gradcheck.
 
-Errors the user can fix print one line, ``minillm: error: ...``, and exit 2 for
-usage mistakes or 1 for runtime failures; no traceback.
+    minillm train                      # a small character GPT on the built-in corpus (< 5 min, 2 cores)
+    minillm generate --ckpt runs/gpt-... --prompt "The "
+    minillm gradcheck                  # every hand-written backward vs finite differences
+
+Errors the user can fix print one line, ``minillm: error: ...``, with exit code 2 for usage
+mistakes (bad options, existing output, missing files) and 1 for failures while running; no traceback.
 """
 import argparse
 import sys
+
+from .checkpoint import CheckpointError
 
 
 class UsageError(Exception):
     """A bad option or argument: exit code 2."""
 
 
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _probability(text):
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must lie in (0, 1], got {text}")
+    return value
+
+
+def _positive_float(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _dropout(text):
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1), got {text}")
+    return value
+
+
 def cmd_gradcheck(args):
     from . import backend
     from .gradcheck import TOLERANCE
-    from .gradcheck_suite import format_table, run_suite
+    from .gradcheck_suite import format_table, model_cases, run_suite
     if args.backend != "numpy":
         backend.use(args.backend)
-    rows = run_suite()
+    rows = run_suite(model_cases())
     print(format_table(rows))
     return 0 if all(err <= TOLERANCE for _, _, err in rows) else 1
 
 
+def cmd_train(args):
+    from . import commands
+    if args.n_embd % args.n_head and args.model != "lstm":
+        raise UsageError(f"--n-embd {args.n_embd} is not divisible by --n-head {args.n_head}")
+    commands.train(args)
+    return 0
+
+
+def cmd_generate(args):
+    from . import commands
+    commands.generate(args)
+    return 0
+
+
+def cmd_fill_mask(args):
+    from . import commands
+    model, tok, _ = commands.load_model(args.ckpt, ("bert",))
+    for line in commands.fill_mask(model, tok, args.text, args.top):
+        print(line)
+    return 0
+
+
+def cmd_classify(args):
+    from . import commands
+    commands.classify(args)
+    return 0
+
+
 def build_parser():
-    p = argparse.ArgumentParser(prog="minillm", description="Language models from first principles, backward passes by hand.")
+    p = argparse.ArgumentParser(prog="minillm", description="Language models from first principles, every backward pass by hand.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    g = sub.add_parser("gradcheck", help="check every hand-written backward against finite differences (float64)")
-    g.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
-    g.set_defaults(func=cmd_gradcheck)
+
+    t = sub.add_parser("train", help="train a GPT, BERT or LSTM language model", description=(
+        "Train a model on the built-in corpus (standard-library docstrings) or --data PATH. With no options: "
+        "a small character-level GPT for at most 4 minutes, then a sample."))
+    t.add_argument("--model", choices=["gpt", "bert", "lstm"], default="gpt")
+    t.add_argument("--data", metavar="PATH", help="a UTF-8 text file (default: the built-in corpus)")
+    t.add_argument("--tokenizer", choices=["char", "bpe"], default="char")
+    t.add_argument("--vocab-size", type=_positive_int, default=512, help="BPE vocabulary size (default 512)")
+    t.add_argument("--n-layer", type=_positive_int, default=4)
+    t.add_argument("--n-head", type=_positive_int, default=4)
+    t.add_argument("--n-embd", type=_positive_int, default=128, help="model width (LSTM: embedding size)")
+    t.add_argument("--hidden-size", type=_positive_int, default=256, help="LSTM hidden size")
+    t.add_argument("--block-size", type=_positive_int, default=64, help="context length in tokens")
+    t.add_argument("--dropout", type=_dropout, default=0.0)
+    t.add_argument("--batch-size", type=_positive_int, default=12)
+    t.add_argument("--lr", type=_positive_float, default=1e-3)
+    t.add_argument("--weight-decay", type=float, default=0.1)
+    t.add_argument("--warmup-steps", type=int, default=100)
+    t.add_argument("--max-steps", type=_positive_int, default=2000)
+    t.add_argument("--max-seconds", type=float, default=240.0, help="stop after this much training time (0: none)")
+    t.add_argument("--eval-interval", type=_positive_int, default=250)
+    t.add_argument("--eval-batches", type=_positive_int, default=10)
+    t.add_argument("--out", metavar="DIR", help="output directory (default runs/<model>-<time>)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
+    t.add_argument("--resume", action="store_true", help="continue the checkpoint in --out exactly")
+    t.set_defaults(func=cmd_train)
+
+    g = sub.add_parser("generate", help="continue a prompt with a trained GPT or LSTM")
+    g.add_argument("--ckpt", required=True, metavar="DIR")
+    g.add_argument("--prompt", required=True)
+    g.add_argument("--max-new-tokens", type=_positive_int, default=200)
+    g.add_argument("--temperature", type=_positive_float, default=1.0)
+    g.add_argument("--top-k", type=_positive_int, default=None)
+    g.add_argument("--top-p", type=_probability, default=None, help="nucleus sampling, in (0, 1]")
+    g.add_argument("--greedy", action="store_true", help="always take the most likely token")
+    g.add_argument("--no-cache", action="store_true", help="recompute the whole context each step (slow)")
+    g.add_argument("--seed", type=int, default=None)
+    g.set_defaults(func=cmd_generate)
+
+    f = sub.add_parser("fill-mask", help="predict the [MASK] tokens of a text with a trained BERT")
+    f.add_argument("--ckpt", required=True, metavar="DIR")
+    f.add_argument("text", help='e.g. "Return the [MASK]ength of the list."')
+    f.add_argument("--top", type=_positive_int, default=5)
+    f.set_defaults(func=cmd_fill_mask)
+
+    c = sub.add_parser("classify", help="fine-tune a BERT checkpoint on the docstring-package task, print test accuracy")
+    c.add_argument("--ckpt", required=True, metavar="DIR", help="a BERT checkpoint from `minillm train --model bert`")
+    c.add_argument("--from-scratch", action="store_true", help="same network and tokenizer, random weights")
+    c.add_argument("--max-steps", type=_positive_int, default=300)
+    c.add_argument("--batch-size", type=_positive_int, default=32)
+    c.add_argument("--lr", type=_positive_float, default=3e-4)
+    c.add_argument("--max-len", type=_positive_int, default=64)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--out", metavar="DIR")
+    c.set_defaults(func=cmd_classify)
+
+    k = sub.add_parser("gradcheck", help="check every hand-written backward against finite differences (float64)")
+    k.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
+    k.set_defaults(func=cmd_gradcheck)
     return p
 
 
@@ -39,12 +158,15 @@ def main(argv=None):
         return 2
     try:
         return args.func(args)
-    except UsageError as e:
+    except (UsageError, FileExistsError, FileNotFoundError) as e:
         print(f"minillm: error: {e}", file=sys.stderr)
         return 2
-    except (ValueError, TypeError, RuntimeError, OSError) as e:
+    except (CheckpointError, ValueError, TypeError, RuntimeError, OSError, KeyError) as e:
         print(f"minillm: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("minillm: interrupted (the last checkpoint is intact)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -79,6 +79,25 @@ def _cross_entropy_rows():
     return rows
 
 
+def model_cases():
+    """Whole-model checks on tiny configs (weight tying included): GPT, BERT (both heads), LSTM LM."""
+    from .models import (GPT, LSTMLM, BertConfig, BertForMaskedLM, BertForSequenceClassification, GPTConfig,
+                         LSTMConfig)
+    idx = np.random.default_rng(0).integers(0, 11, (2, 6))
+    pad = np.zeros((2, 6), dtype=bool)
+    pad[1, 4:] = True
+    bert = BertConfig(vocab_size=11, max_position=8, n_layer=2, n_head=2, n_embd=8, num_labels=3)
+    ids_only = lambda m, d: (m.backward(d[0]),)
+    return [
+        ("GPT", "2 layers, tied head", lambda: GPT(GPTConfig(11, 8, 2, 2, 8)), (idx,), {}, ids_only),
+        ("BertForMaskedLM", "2 layers, padding", lambda: BertForMaskedLM(bert), (idx,), {"key_padding_mask": pad},
+         ids_only),
+        ("BertForSequenceClassification", "2 layers, padding", lambda: BertForSequenceClassification(bert), (idx,),
+         {"key_padding_mask": pad}, ids_only),
+        ("LSTMLM", "2 layers", lambda: LSTMLM(LSTMConfig(11, 5, 6, 2)), (idx,), {}, ids_only),
+    ]
+
+
 def run_suite(extra_cases=()):
     """Returns rows (layer, options, max relative error) for every case, in float64."""
     rows = []

@@ -25,9 +25,13 @@ def sinusoidal_table(max_len, dim, dtype=None):
     return backend.to_device(table.astype(dtype or backend.DEFAULT_DTYPE))
 
 
-def positional_forward(x, table):
-    """out = x + table[:T].  x: (B, T, C), table: (max_len, C) -> (B, T, C)."""
-    return x + table[: x.shape[1]], x.shape[1]
+def positional_forward(x, table, offset=0):
+    """out = x + table[offset:offset+T].  x: (B, T, C), table: (max_len, C) -> (B, T, C).
+
+    ``offset`` > 0 when generating with a KV cache: the new tokens sit after the cached ones.
+    """
+    T = x.shape[1]
+    return x + table[offset:offset + T], (offset, T)
 
 
 def positional_backward(dout):
@@ -35,12 +39,12 @@ def positional_backward(dout):
     return dout, dout.sum(axis=0)
 
 
-def _check(x, max_len, dim, where):
+def _check(x, max_len, dim, where, offset=0):
     check_float("input", x, where)
     if x.ndim != 3 or x.shape[2] != dim:
         raise ValueError(f"{where}: input must have shape (B, T, {dim}), got {tuple(x.shape)}")
-    if x.shape[1] > max_len:
-        raise ValueError(f"{where}: sequence length {x.shape[1]} exceeds max_len {max_len}")
+    if offset + x.shape[1] > max_len:
+        raise ValueError(f"{where}: sequence length {offset + x.shape[1]} exceeds max_len {max_len}")
 
 
 class SinusoidalPositionalEncoding(Module):
@@ -71,13 +75,13 @@ class LearnedPositionalEncoding(Module):
         self.dim, self.max_len = dim, max_len
         self.weight = Parameter(init.normal((max_len, dim), std, dtype))
 
-    def forward(self, x):
-        _check(x, self.max_len, self.dim, f"LearnedPositionalEncoding(dim={self.dim})")
-        out, self.cache = positional_forward(x, self.weight.data)
+    def forward(self, x, offset=0):
+        _check(x, self.max_len, self.dim, f"LearnedPositionalEncoding(dim={self.dim})", offset)
+        out, self.cache = positional_forward(x, self.weight.data, offset)
         return out
 
     def backward(self, dout):
-        T = self.pop_cache()
+        offset, T = self.pop_cache()
         dx, dtable = positional_backward(dout)
-        self.weight.grad[:T] += dtable
+        self.weight.grad[offset:offset + T] += dtable
         return dx

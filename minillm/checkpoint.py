@@ -1,0 +1,82 @@
+"""Checkpoints that are never half-written and never unpickled.
+
+A checkpoint is one file, ``DIR/ckpt.npz``: the model's parameters ("model/<name>"), the
+optimizer's arrays ("optim/<i>.<name>") and a JSON document ("__meta__": model kind and
+config, tokenizer, step, RNG states, training options) stored as UTF-8 bytes. One file
+means the weights and their description can never disagree.
+
+Saving writes ``DIR/.ckpt.npz.tmp<pid>``, flushes it to disk (fsync), then renames it over
+``ckpt.npz`` with os.replace, which is atomic: a crash at any moment leaves either the old
+checkpoint or the new one, never a broken file. Loading uses allow_pickle=False, so a
+checkpoint cannot run code; a truncated or corrupted file fails the zip CRC checks and is
+reported in one line naming the file.
+"""
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+FILENAME = "ckpt.npz"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, damaged or for another model (one-line message)."""
+
+
+def checkpoint_path(directory):
+    return Path(directory) / FILENAME
+
+
+def save_checkpoint(directory, model, meta, optimizer=None):
+    """Atomically write model weights, optimizer state and ``meta`` (JSON-able dict) to DIR/ckpt.npz."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
+    if optimizer is not None:
+        arrays.update({f"optim/{k}": v for k, v in optimizer.state_arrays().items()})
+        meta = {**meta, "optimizer_step": optimizer.step_count}
+    meta = {**meta, "format": FORMAT_VERSION}
+    arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    final = directory / FILENAME
+    tmp = directory / f".{FILENAME}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, final)                          # the atomic step
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    try:                                                # make the rename itself durable
+        fd = os.open(directory, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+    except OSError:
+        pass
+    return final
+
+
+def load_checkpoint(directory, expected_kind=None):
+    """Read DIR/ckpt.npz -> (meta, model_state, optimizer_arrays). Raises CheckpointError with one line."""
+    path = Path(directory)
+    path = path if path.suffix == ".npz" else path / FILENAME
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "__meta__" not in z.files:
+                raise CheckpointError(f"checkpoint {path} has no metadata: not a minillm checkpoint")
+            meta = json.loads(z["__meta__"].tobytes().decode("utf-8"))
+            model_state = {k[6:]: z[k] for k in z.files if k.startswith("model/")}
+            optim = {k[6:]: z[k] for k in z.files if k.startswith("optim/")}
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupted ({type(e).__name__}: {e})") from None
+    if expected_kind is not None and meta.get("kind") != expected_kind:
+        raise CheckpointError(f"checkpoint {path} holds a {meta.get('kind')!r} model, expected {expected_kind!r}")
+    return meta, model_state, optim

@@ -1,0 +1,174 @@
+"""What the ``minillm`` commands do: build tokenizer, model, optimizer and task, train, generate.
+
+cli.py parses the options and calls these functions; they can be called from Python too.
+"""
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from . import backend, data
+from .checkpoint import checkpoint_path, load_checkpoint
+from .models import (GPT, LSTMLM, BertConfig, BertForMaskedLM, BertForSequenceClassification, GPTConfig,
+                     LSTMConfig)
+from .optim import AdamW, param_groups
+from .tasks import ClassifyTask, LMTask, MLMTask
+from .tokenizers import ByteBPETokenizer, CharTokenizer, tokenizer_from_dict
+from .train import TrainConfig, Trainer
+
+BERT_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+KINDS = {"gpt": (GPT, GPTConfig), "lstm": (LSTMLM, LSTMConfig), "bert": (BertForMaskedLM, BertConfig),
+         "bert-cls": (BertForSequenceClassification, BertConfig)}
+
+
+def build_model(kind, config_dict):
+    """A fresh model of ``kind`` ("gpt", "lstm", "bert", "bert-cls") from its config fields."""
+    cls, cfg_cls = KINDS[kind]
+    return cls(cfg_cls(**config_dict))
+
+
+def load_model(ckpt_dir, kinds):
+    """(model, tokenizer, meta) from a checkpoint directory whose kind is one of ``kinds``."""
+    meta, state, _ = load_checkpoint(ckpt_dir)
+    if meta.get("kind") not in kinds:
+        raise ValueError(f"checkpoint {checkpoint_path(ckpt_dir)} holds a {meta.get('kind')!r} model; "
+                         f"this command needs {' or '.join(repr(k) for k in kinds)}")
+    model = build_model(meta["kind"], meta["model_config"])
+    model.load_state_dict(state)
+    return model, tokenizer_from_dict(meta["tokenizer"]), meta
+
+
+def make_tokenizer(text, kind, vocab_size, specials):
+    if kind == "char":
+        return CharTokenizer.train(text, specials)
+    print(f"training byte-level BPE to {vocab_size} tokens ...", file=sys.stderr)
+    return ByteBPETokenizer.train(text, vocab_size, specials)
+
+
+def model_config(args, vocab_size):
+    """The config dataclass fields for args.model, from the command-line options."""
+    if args.model == "gpt":
+        return asdict(GPTConfig(vocab_size, args.block_size, args.n_layer, args.n_head, args.n_embd, args.dropout))
+    if args.model == "lstm":
+        return asdict(LSTMConfig(vocab_size, args.n_embd, args.hidden_size, args.n_layer, args.dropout, args.block_size))
+    return asdict(BertConfig(vocab_size, args.block_size, args.n_layer, args.n_head, args.n_embd, dropout=args.dropout))
+
+
+def train(args):
+    """minillm train: returns the output directory."""
+    if args.backend == "cupy":
+        backend.use("cupy")
+    backend.manual_seed(args.seed)
+    out = Path(args.out or f"runs/{args.model}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if checkpoint_path(out).exists() and not args.resume:
+        raise FileExistsError(f"{out} already holds a checkpoint; pass --resume to continue it, or --out to start "
+                              "elsewhere (nothing was overwritten)")
+    if args.resume and not checkpoint_path(out).exists():
+        raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint_path(out)}")
+    text = data.read_text_file(args.data) if args.data else data.builtin_corpus()
+    if args.resume:
+        tokenizer = tokenizer_from_dict(load_checkpoint(out)[0]["tokenizer"])
+    else:
+        specials = BERT_SPECIALS if args.model == "bert" else (("<|endoftext|>",) if args.tokenizer == "bpe" else ())
+        tokenizer = make_tokenizer(text, args.tokenizer, args.vocab_size, specials)
+    ids = np.array(tokenizer.encode(text), dtype=np.int64)
+    train_ids, val_ids = data.train_val_split(ids)
+    cfg = model_config(args, tokenizer.vocab_size)
+    model = build_model(args.model, cfg)
+    if args.model == "bert":
+        task = MLMTask(train_ids, val_ids, args.block_size, args.batch_size, tokenizer)
+    else:
+        task = LMTask(train_ids, val_ids, args.block_size, args.batch_size)
+    opt = AdamW(param_groups(model, args.weight_decay), lr=args.lr, betas=(0.9, 0.99))
+    tcfg = TrainConfig(max_steps=args.max_steps, max_seconds=args.max_seconds, lr=args.lr, min_lr=args.lr / 10,
+                       warmup_steps=args.warmup_steps, grad_clip=1.0, eval_interval=args.eval_interval,
+                       eval_batches=args.eval_batches, log_interval=10, seed=args.seed)
+    meta = {"kind": args.model, "model_config": cfg, "tokenizer": tokenizer.to_dict(),
+            "data": args.data or "built-in corpus", "backend": backend.current()}
+    trainer = Trainer(model, task, opt, tcfg, out, meta)
+    if args.resume:
+        print(f"resuming {out} from step {trainer.resume()}", file=sys.stderr)
+    print(f"{args.model}: {model.num_parameters():,} parameters, vocabulary {tokenizer.vocab_size} ({args.tokenizer}), "
+          f"{len(train_ids):,} training tokens, backend {backend.current()}", file=sys.stderr)
+    val = trainer.run()
+    print(f"validation loss {val:.4f} (perplexity {np.exp(val):.2f}) after {trainer.step} steps, "
+          f"{trainer.elapsed:.0f} s; checkpoint, log.csv and loss.png in {out}")
+    if args.model == "bert":
+        example = "Return the [MASK]ength of the list."
+        print(f"\nfill-mask example: {example!r}")
+        for line in fill_mask(model, tokenizer, example, 3):
+            print("  " + line)
+    else:
+        prompt = "The "
+        ids = model.generate(np.array([tokenizer.encode(prompt)]), 300, temperature=0.8, top_k=40, seed=args.seed)
+        print(f"\nsample (prompt {prompt!r}, temperature 0.8, top-k 40):\n" + tokenizer.decode(ids[0].tolist()))
+    return out
+
+
+def generate(args):
+    """minillm generate: prints the prompt and its continuation."""
+    model, tok, meta = load_model(args.ckpt, ("gpt", "lstm"))
+    ids = tok.encode(args.prompt)
+    if not ids:
+        raise ValueError("the prompt is empty")
+    block = meta["model_config"]["block_size"]
+    if meta["kind"] == "gpt" and len(ids) > block:
+        print(f"note: the prompt has {len(ids)} tokens; only the last {block} (block_size) are used", file=sys.stderr)
+        ids = ids[-block:]
+    kw = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, do_sample=not args.greedy,
+              seed=args.seed)
+    if meta["kind"] == "gpt":
+        kw["use_cache"] = not args.no_cache
+    t0 = time.perf_counter()
+    out = model.generate(np.array([ids]), args.max_new_tokens, **kw)
+    dt = time.perf_counter() - t0
+    print(tok.decode(out[0].tolist()))
+    print(f"({args.max_new_tokens} tokens in {dt:.2f} s, {args.max_new_tokens / dt:.0f} tokens/s)", file=sys.stderr)
+
+
+def fill_mask(model, tok, text, top):
+    """Lines 'position: candidate (probability)' for every [MASK] in text."""
+    ids = tok.encode(text, allowed_special=True)
+    mask_id = tok.token_to_id("[MASK]")
+    ids = [tok.token_to_id("[CLS]")] + ids
+    if mask_id not in ids:
+        raise ValueError(f"the text contains no [MASK] token: {text!r}")
+    limit = model.config.max_position
+    if len(ids) > limit:
+        raise ValueError(f"the text has {len(ids)} tokens with [CLS]; this model reads at most {limit}")
+    model.eval()
+    logits = backend.to_numpy(model(backend.to_device(np.array([ids]))))[0]
+    lines = []
+    for pos in [i for i, t in enumerate(ids) if t == mask_id]:
+        p = np.exp(logits[pos] - logits[pos].max())
+        p /= p.sum()
+        best = np.argsort(-p)[:top]
+        cands = ", ".join(f"{tok.decode([int(b)])!r} ({p[b]:.2f})" for b in best)
+        filled = tok.decode([i for i in ids[1:pos]]) + "[" + tok.decode([int(best[0])]) + "]"
+        lines.append(f"mask at token {pos}: {cands}   ->  ...{filled[-40:]}")
+    return lines
+
+
+def classify(args):
+    """minillm classify: fine-tune a BERT checkpoint (or the same network from scratch) on the labelled set."""
+    meta, state, _ = load_checkpoint(args.ckpt, expected_kind="bert")
+    backend.manual_seed(args.seed)
+    tok = tokenizer_from_dict(meta["tokenizer"])
+    train_ex, test_ex, names = data.labelled_docstrings()
+    cfg = dict(meta["model_config"], num_labels=len(names), dropout=0.1)
+    model = build_model("bert-cls", cfg)
+    if not args.from_scratch:
+        model.bert.load_state_dict({k[len("bert."):]: v for k, v in state.items() if k.startswith("bert.")})
+    task = ClassifyTask(train_ex, test_ex, tok, min(args.max_len, cfg["max_position"]), args.batch_size)
+    opt = AdamW(param_groups(model, 0.01), lr=args.lr)
+    tcfg = TrainConfig(max_steps=args.max_steps, lr=args.lr, min_lr=args.lr / 10, warmup_steps=args.max_steps // 10,
+                       eval_interval=args.max_steps, eval_batches=4, log_interval=10, seed=args.seed)
+    out = Path(args.out or f"runs/classify-{'scratch' if args.from_scratch else 'pretrained'}-{time.strftime('%Y%m%d-%H%M%S')}")
+    Trainer(model, task, opt, tcfg, out, {"kind": "bert-cls", "model_config": cfg, "tokenizer": tok.to_dict()}).run()
+    acc = task.accuracy(model)
+    label = "from scratch" if args.from_scratch else f"pretrained ({args.ckpt})"
+    print(f"{len(names)} classes {names}; {len(train_ex)} training / {len(test_ex)} test docstrings")
+    print(f"test accuracy, BERT {label}: {acc:.3f} (chance {1 / len(names):.3f})")
+    return acc

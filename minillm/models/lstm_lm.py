@@ -1,0 +1,72 @@
+"""The LSTM language model of the article's part 2: Embedding -> LSTM -> Linear.
+
+Letters: B batch, T time, V vocabulary, E embedding size, H hidden size.
+
+    e = Embedding(idx)          (B, T) -> (B, T, E)
+    h = LSTM(e)                 (B, T, E) -> (B, T, H)
+    logits = Linear(h)          (B, T, H) -> (B, T, V)
+    loss = CrossEntropy(logits, next tokens)
+
+Unlike GPT, the context is not a window: the LSTM's state (h, c) carries everything
+seen so far, so generation passes the state on and needs no cache.
+"""
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .. import backend
+from ..nn import LSTM, Dropout, Embedding, Linear, Module
+from ..nn.checks import check_token_ids
+from .sampling import sample_next
+
+
+@dataclass
+class LSTMConfig:
+    vocab_size: int = 256
+    embed_dim: int = 128      # E
+    hidden_size: int = 256    # H
+    num_layers: int = 1
+    dropout: float = 0.0      # on the embeddings and the LSTM output
+    block_size: int = 64      # training window (BPTT length); generation is not limited by it
+
+
+class LSTMLM(Module):
+    """forward(idx (B, T)) -> logits (B, T, V); backward(dlogits)."""
+
+    def __init__(self, config):
+        self.config = config
+        self.embedding = Embedding(config.vocab_size, config.embed_dim)
+        self.drop_in = Dropout(config.dropout)
+        self.lstm = LSTM(config.embed_dim, config.hidden_size, config.num_layers, batch_first=True,
+                         dropout=config.dropout)
+        self.drop_out = Dropout(config.dropout)
+        self.fc = Linear(config.hidden_size, config.vocab_size)
+
+    def forward(self, idx, state=None):
+        check_token_ids("idx", idx, self.config.vocab_size, "LSTMLM")
+        x = self.drop_in(self.embedding(idx))
+        h, self.state = self.lstm(x, state)         # the final (h, c), for generation
+        return self.fc(self.drop_out(h))
+
+    def backward(self, dlogits):
+        dh = self.drop_out.backward(self.fc.backward(dlogits))
+        dx = self.lstm.backward(dh)
+        self.embedding.backward(self.drop_in.backward(dx))
+
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, do_sample=True, seed=None):
+        """Feed the prompt once, then one token at a time, carrying the LSTM state. Returns (B, T + new) ids."""
+        was_training = self.training
+        self.eval()
+        rng = np.random.default_rng(seed)
+        idx = backend.to_numpy(idx).astype(np.int64)
+        logits = self.forward(backend.to_device(idx))[:, -1]
+        for _ in range(max_new_tokens):
+            nxt = sample_next(backend.to_numpy(logits), temperature, top_k, top_p, do_sample, rng)
+            idx = np.concatenate([idx, nxt[:, None]], axis=1)
+            logits = self.forward(backend.to_device(nxt[:, None]), self.state)[:, -1]
+        self.train(was_training)
+        self.cache = None
+        return idx
+
+    def config_dict(self):
+        return asdict(self.config)

@@ -1,0 +1,52 @@
+"""Choosing the next token from the last position's logits.
+
+logits: (B, V) -> next ids: (B,)
+
+    temperature  p = softmax(logits / temperature): < 1 sharpens, > 1 flattens
+    top_k        keep the k largest logits, drop the rest
+    top_p        keep the smallest set of tokens whose probabilities add up to >= top_p
+                 ("nucleus sampling", Holtzman et al. 2019)
+    greedy       argmax (do_sample=False): deterministic, temperature is irrelevant
+"""
+import numpy as np
+
+
+def check_sampling_options(temperature, top_k, top_p):
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature} (use greedy decoding for argmax)")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top_p must lie in (0, 1], got {top_p}")
+
+
+def filter_logits(logits, top_k=None, top_p=None):
+    """Set the logits outside the top-k / top-p set to -inf. logits: (B, V) float64."""
+    logits = logits.copy()
+    if top_k is not None and top_k < logits.shape[1]:
+        kth = np.sort(logits, axis=1)[:, -top_k][:, None]
+        logits[logits < kth] = -np.inf
+    if top_p is not None and top_p < 1:
+        order = np.argsort(-logits, axis=1)
+        sorted_logits = np.take_along_axis(logits, order, axis=1)
+        p = np.exp(sorted_logits - sorted_logits[:, :1])
+        p /= p.sum(axis=1, keepdims=True)
+        cum = np.cumsum(p, axis=1)
+        drop_sorted = cum - p >= top_p           # tokens after the set already reached top_p
+        drop = np.zeros_like(drop_sorted)
+        np.put_along_axis(drop, order, drop_sorted, axis=1)
+        logits[drop] = -np.inf
+    return logits
+
+
+def sample_next(logits, temperature=1.0, top_k=None, top_p=None, do_sample=True, rng=None):
+    """One id per row of logits (B, V)."""
+    check_sampling_options(temperature, top_k, top_p)
+    logits = np.asarray(logits, dtype=np.float64)
+    if not do_sample:
+        return logits.argmax(axis=1)
+    logits = filter_logits(logits / temperature, top_k, top_p)
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    rng = rng or np.random.default_rng()
+    return np.array([rng.choice(len(row), p=row) for row in p])

@@ -1,0 +1,218 @@
+"""Tokenizers: text -> integer ids -> text.
+
+CharTokenizer: one id per character seen in the training text (plus special tokens). A character
+  it has never seen is an error, unless "[UNK]" is one of its special tokens.
+ByteBPETokenizer: byte-level byte-pair encoding (Sennrich et al. 2016; GPT-2, Radford et al. 2019).
+  Start from the 256 byte values, so any UTF-8 text (Chinese, emoji) is representable, and
+  repeatedly merge the most frequent adjacent pair into a new token:
+      vocab = 256 bytes;  repeat: (a, b) = most frequent pair;  new id = a + b
+  Text is first split into pieces (words with their leading space, numbers, punctuation,
+  whitespace) and merges never cross pieces, as in GPT-2.
+
+Special tokens ("<|endoftext|>", "[PAD]", "[CLS]", "[SEP]", "[MASK]") get their own ids after
+the regular vocabulary; ``encode(text, allowed_special=True)`` recognises them inside text.
+Both tokenizers save to / load from JSON. decode(encode(s)) == s for any string they accept.
+"""
+import json
+import re
+from collections import Counter
+
+# GPT-2's split pattern, written with the standard library's re (\p{L} -> [^\W\d_], \p{N} -> \d):
+# contractions, letters with an optional leading space, digits, other symbols, whitespace runs.
+SPLIT_PATTERN = re.compile(r"""'(?:s|t|re|ve|m|ll|d)| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+""")
+
+
+def _split_specials(text, specials, allowed):
+    """[(piece, is_special)] with special-token strings cut out when ``allowed``."""
+    if not allowed or not specials:
+        return [(text, False)]
+    pattern = "(" + "|".join(re.escape(s) for s in sorted(specials, key=len, reverse=True)) + ")"
+    return [(p, p in specials) for p in re.split(pattern, text) if p]
+
+
+class CharTokenizer:
+    """Characters of a training text, sorted; ids 0..n-1, then special tokens."""
+
+    kind = "char"
+
+    def __init__(self, chars, special_tokens=()):
+        self.chars = list(chars)
+        self.stoi = {c: i for i, c in enumerate(self.chars)}
+        self.special_tokens = {s: len(self.chars) + i for i, s in enumerate(special_tokens)}
+        self.id_to_special = {i: s for s, i in self.special_tokens.items()}
+
+    @classmethod
+    def train(cls, text, special_tokens=()):
+        if not text:
+            raise ValueError("CharTokenizer.train: the text is empty")
+        return cls(sorted(set(text)), special_tokens)
+
+    @property
+    def vocab_size(self):
+        return len(self.chars) + len(self.special_tokens)
+
+    def token_to_id(self, token):
+        if token in self.special_tokens:
+            return self.special_tokens[token]
+        if token in self.stoi:
+            return self.stoi[token]
+        raise KeyError(f"unknown token {token!r}")
+
+    def encode(self, text, allowed_special=False):
+        ids = []
+        for piece, special in _split_specials(text, self.special_tokens, allowed_special):
+            if special:
+                ids.append(self.special_tokens[piece])
+                continue
+            unknown = sorted(set(piece) - self.stoi.keys())
+            if unknown and "[UNK]" in self.special_tokens:      # BERT-style vocabularies map them to [UNK]
+                unk = self.special_tokens["[UNK]"]
+                ids.extend(self.stoi.get(c, unk) for c in piece)
+                continue
+            if unknown:
+                shown = "".join(unknown[:10])
+                raise ValueError(f"CharTokenizer: {len(unknown)} character(s) not in the vocabulary: {shown!r} "
+                                 "(the tokenizer knows only characters of its training text)")
+            ids.extend(self.stoi[c] for c in piece)
+        return ids
+
+    def decode(self, ids):
+        return "".join(self.id_to_special.get(i) or self.chars[i] for i in ids)
+
+    def to_dict(self):
+        return {"type": "char", "chars": "".join(self.chars), "special_tokens": list(self.special_tokens)}
+
+
+class ByteBPETokenizer:
+    """Byte-level BPE: ids 0..255 are bytes, 256.. are merges in the order learned, then specials."""
+
+    kind = "bpe"
+
+    def __init__(self, merges, special_tokens=()):
+        self.merges = [tuple(m) for m in merges]                       # [(a, b)]: merged into 256 + i
+        self.ranks = {pair: i for i, pair in enumerate(self.merges)}
+        self.token_bytes = [bytes([i]) for i in range(256)]
+        for a, b in self.merges:
+            self.token_bytes.append(self.token_bytes[a] + self.token_bytes[b])
+        self.special_tokens = {s: len(self.token_bytes) + i for i, s in enumerate(special_tokens)}
+        self.id_to_special = {i: s.encode("utf-8") for s, i in self.special_tokens.items()}
+        self._cache = {}
+
+    @property
+    def vocab_size(self):
+        return len(self.token_bytes) + len(self.special_tokens)
+
+    def token_to_id(self, token):
+        if token in self.special_tokens:
+            return self.special_tokens[token]
+        raise KeyError(f"unknown special token {token!r}")
+
+    # ------------------------------------------------------------------ training
+    @classmethod
+    def train(cls, text, vocab_size, special_tokens=(), verbose=False):
+        """Learn vocab_size - 256 - len(special_tokens) merges from ``text``.
+
+        Counts are kept per distinct piece (a word occurring 1000 times is one entry with count
+        1000), and after each merge only the pieces that contain the merged pair are updated.
+        """
+        n_merges = vocab_size - 256 - len(special_tokens)
+        if n_merges < 0:
+            raise ValueError(f"vocab_size must be at least 256 + {len(special_tokens)} special tokens, got {vocab_size}")
+        counts = Counter(SPLIT_PATTERN.findall(text))
+        words = [list(w.encode("utf-8")) for w in counts]
+        freqs = list(counts.values())
+        pairs, where = Counter(), {}
+        for wi, w in enumerate(words):
+            for pair in zip(w, w[1:]):
+                pairs[pair] += freqs[wi]
+                where.setdefault(pair, set()).add(wi)
+        merges = []
+        for step in range(n_merges):
+            if not pairs:
+                break
+            best = max(pairs, key=lambda p: (pairs[p], -p[0], -p[1]))   # ties: smallest ids, deterministic
+            if pairs[best] < 2:
+                break
+            new_id = 256 + len(merges)
+            merges.append(best)
+            for wi in list(where.get(best, ())):
+                w, f = words[wi], freqs[wi]
+                for pair in zip(w, w[1:]):                              # remove the word's old pairs ...
+                    pairs[pair] -= f
+                    if pairs[pair] <= 0:
+                        del pairs[pair]
+                merged, i = [], 0
+                while i < len(w):
+                    if i + 1 < len(w) and (w[i], w[i + 1]) == best:
+                        merged.append(new_id)
+                        i += 2
+                    else:
+                        merged.append(w[i])
+                        i += 1
+                words[wi] = merged
+                for pair in zip(merged, merged[1:]):                    # ... and add its new ones
+                    pairs[pair] += f
+                    where.setdefault(pair, set()).add(wi)
+            where.pop(best, None)
+            if verbose and (step + 1) % 100 == 0:
+                print(f"  merge {step + 1}/{n_merges}")
+        return cls(merges, special_tokens)
+
+    # ------------------------------------------------------------------ encoding
+    def _encode_piece(self, piece):
+        if piece in self._cache:
+            return self._cache[piece]
+        ids = list(piece.encode("utf-8"))
+        while len(ids) > 1:                      # apply the earliest-learned merge present, as in training
+            pair = min(zip(ids, ids[1:]), key=lambda p: self.ranks.get(p, len(self.ranks)))
+            if pair not in self.ranks:
+                break
+            new_id, merged, i = 256 + self.ranks[pair], [], 0
+            while i < len(ids):
+                if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
+                    merged.append(new_id)
+                    i += 2
+                else:
+                    merged.append(ids[i])
+                    i += 1
+            ids = merged
+        if len(self._cache) < 100_000:
+            self._cache[piece] = ids
+        return ids
+
+    def encode(self, text, allowed_special=False):
+        ids = []
+        for part, special in _split_specials(text, self.special_tokens, allowed_special):
+            if special:
+                ids.append(self.special_tokens[part])
+            else:
+                for piece in SPLIT_PATTERN.findall(part):
+                    ids.extend(self._encode_piece(piece))
+        return ids
+
+    def decode(self, ids):
+        """Bytes of every id joined, then UTF-8 decoded (an incomplete character shows as U+FFFD)."""
+        data = b"".join(self.id_to_special.get(i) or self.token_bytes[i] for i in ids)
+        return data.decode("utf-8", errors="replace")
+
+    def to_dict(self):
+        return {"type": "bpe", "merges": [list(m) for m in self.merges], "special_tokens": list(self.special_tokens)}
+
+
+def tokenizer_from_dict(d):
+    """Rebuild a tokenizer from ``to_dict()`` output."""
+    if d.get("type") == "char":
+        return CharTokenizer(d["chars"], d.get("special_tokens", ()))
+    if d.get("type") == "bpe":
+        return ByteBPETokenizer(d["merges"], d.get("special_tokens", ()))
+    raise ValueError(f"unknown tokenizer type {d.get('type')!r} (expected 'char' or 'bpe')")
+
+
+def save_tokenizer(tokenizer, path):
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(tokenizer.to_dict(), f, ensure_ascii=False)
+
+
+def load_tokenizer(path):
+    with open(path, encoding="utf-8") as f:
+        return tokenizer_from_dict(json.load(f))

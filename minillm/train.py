@@ -1,0 +1,198 @@
+"""The training loop: the seven steps of training a language model, repeated.
+
+    for step in range(max_steps):
+        batch  = task.batch("train", rng)              # 1. data (tokenised, encoded, batched)
+        loss   = task.loss(model, batch)               # 2-3. forward pass and loss
+        model.zero_grad(); task.backward(model)        # 4. backward pass (hand-written)
+        clip_grad_norm(params, grad_clip)              #    keep one bad batch from wrecking the weights
+        opt.set_lr(lr_schedule(step)); opt.step()      # 5. parameter update
+        every eval_interval: validation loss, perplexity, checkpoint   # 6. validate, save
+
+Writes to ``out_dir``: ``log.csv`` (step,elapsed_s,lr,train_loss,val_loss,tokens_per_s),
+``loss.png`` (the curves) and ``ckpt.npz`` (see checkpoint.py). Resuming restores weights,
+optimizer moments, step, elapsed time and both random generators (batches and dropout), so a
+resumed run reproduces the uninterrupted one exactly (NumPy backend). A NaN or infinite loss
+stops training with a message naming the step and leaves the last good checkpoint untouched.
+"""
+import csv
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import backend
+from .checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from .optim import clip_grad_norm, lr_schedule
+
+LOG_COLUMNS = ["step", "elapsed_s", "lr", "train_loss", "val_loss", "tokens_per_s"]
+
+
+@dataclass
+class TrainConfig:
+    max_steps: int = 1000         # also the length of the cosine schedule
+    max_seconds: float = 0.0      # stop early after this much training time (0: no limit)
+    lr: float = 1e-3
+    min_lr: float = 1e-4          # the cosine schedule ends here
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    eval_interval: int = 100
+    eval_batches: int = 10
+    log_interval: int = 10
+    seed: int = 0
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+class Trainer:
+    """Runs a task's training loop on a model with an optimizer; ``meta`` describes the model for checkpoints."""
+
+    def __init__(self, model, task, optimizer, config, out_dir, meta, quiet=False):
+        self.model, self.task, self.opt, self.cfg = model, task, optimizer, config
+        self.out = Path(out_dir)
+        self.meta = meta
+        self.quiet = quiet
+        self.step, self.elapsed = 0, 0.0
+        self.rng = np.random.default_rng(config.seed)         # batch sampling
+        self.history = []                                      # (step, train_loss) of every step run here
+        self.last_val = None
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self):
+        meta = {**self.meta, "step": self.step, "elapsed_s": self.elapsed, "train_config": asdict(self.cfg),
+                "rng_batches": self.rng.bit_generator.state, "rng_init": backend.cpu_rng().bit_generator.state,
+                "val_loss": self.last_val}
+        save_checkpoint(self.out, self.model, meta, self.opt)
+
+    def resume(self):
+        """Restore everything from out_dir/ckpt.npz; returns the step to continue from."""
+        meta, state, optim = load_checkpoint(self.out, expected_kind=self.meta.get("kind"))
+        if meta.get("model_config") != self.meta.get("model_config"):
+            raise ValueError(f"checkpoint {checkpoint_path(self.out)} was made with model config "
+                             f"{meta.get('model_config')}, not {self.meta.get('model_config')}")
+        self.model.load_state_dict(state)
+        self.opt.load_state_arrays(optim, meta["optimizer_step"])
+        self.step, self.elapsed, self.last_val = meta["step"], meta["elapsed_s"], meta.get("val_loss")
+        self.rng.bit_generator.state = meta["rng_batches"]
+        backend.cpu_rng().bit_generator.state = meta["rng_init"]
+        return self.step
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self):
+        """Mean validation loss over eval_batches batches drawn with a fixed seed (comparable across evals)."""
+        rng = np.random.default_rng(self.cfg.seed + 1)
+        self.model.eval()
+        losses = [self.task.loss(self.model, self.task.batch("val", rng)) for _ in range(self.cfg.eval_batches)]
+        self.model.train()
+        self.model.cache = None
+        return float(np.mean(losses))
+
+    # ------------------------------------------------------------------ the loop
+    def train_step(self):
+        batch = self.task.batch("train", self.rng)
+        loss = self.task.loss(self.model, batch)
+        if not math.isfinite(loss):
+            raise TrainingDiverged(
+                f"loss became {loss} at step {self.step}; training stopped. The last good checkpoint "
+                f"({checkpoint_path(self.out)}, if any) was kept. Try a smaller --lr.")
+        self.model.zero_grad()
+        self.task.backward(self.model)
+        params = self.model.parameters()
+        if self.cfg.grad_clip:
+            clip_grad_norm(params, self.cfg.grad_clip)
+        lr = lr_schedule(self.step, self.cfg.lr, self.cfg.warmup_steps, self.cfg.max_steps, self.cfg.min_lr)
+        self.opt.set_lr(lr)
+        self.opt.step()
+        return loss, lr
+
+    def run(self, stop_step=None):
+        """Train until max_steps (or stop_step, or max_seconds); returns the last validation loss."""
+        stop = min(self.cfg.max_steps, stop_step or self.cfg.max_steps)
+        self.out.mkdir(parents=True, exist_ok=True)
+        log_path = self.out / "log.csv"
+        new_log = self.step == 0 or not log_path.exists()
+        log = open(log_path, "w" if new_log else "a", newline="")
+        writer = csv.writer(log)
+        if new_log:
+            writer.writerow(LOG_COLUMNS)
+        self.model.train()
+        t_start, tokens, t_window = time.perf_counter() - self.elapsed, 0, time.perf_counter()
+        try:
+            while self.step < stop:
+                loss, lr = self.train_step()
+                self.step += 1
+                self.history.append((self.step, loss))
+                tokens += self.task.tokens_per_batch
+                self.elapsed = time.perf_counter() - t_start
+                do_eval = self.step % self.cfg.eval_interval == 0 or self.step == stop
+                if self.step % self.cfg.log_interval == 0 or do_eval:
+                    tps = tokens / max(time.perf_counter() - t_window, 1e-9)
+                    tokens, t_window = 0, time.perf_counter()
+                    val = self.evaluate() if do_eval else None
+                    if val is not None:
+                        self.last_val = val
+                    writer.writerow([self.step, f"{self.elapsed:.2f}", f"{lr:.6g}", f"{loss:.5f}",
+                                     "" if val is None else f"{val:.5f}", f"{tps:.0f}"])
+                    log.flush()
+                    self._progress(loss, val, tps, stop)
+                    if do_eval:
+                        self.save()
+                if self.cfg.max_seconds and self.elapsed >= self.cfg.max_seconds:
+                    if self.step % self.cfg.eval_interval:        # finish with an evaluation and a checkpoint
+                        self.last_val = self.evaluate()
+                        writer.writerow([self.step, f"{self.elapsed:.2f}", f"{lr:.6g}", f"{loss:.5f}",
+                                         f"{self.last_val:.5f}", ""])
+                        self.save()
+                    self._say(f"\nstopped after {self.elapsed:.0f} s (--max-seconds) at step {self.step}")
+                    break
+        finally:
+            log.close()
+            if not self.quiet:
+                sys.stderr.write("\n")
+        plot_log(log_path, self.out / "loss.png")
+        return self.last_val
+
+    def _say(self, text):
+        if not self.quiet:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+
+    def _progress(self, loss, val, tps, stop):
+        done = self.step / stop
+        bar = "=" * int(24 * done) + ">" + " " * (24 - int(24 * done))
+        eta = (stop - self.step) * (self.elapsed / max(self.step, 1))
+        if self.cfg.max_seconds:
+            eta = min(eta, max(self.cfg.max_seconds - self.elapsed, 0))
+        text = (f"step {self.step:>6}/{stop} [{bar[:25]}] loss {loss:.4f}"
+                + (f" | val {val:.4f} (ppl {math.exp(min(val, 50)):.1f})" if val is not None else "")
+                + f" | {tps:,.0f} tok/s | ETA {int(eta // 60)}m{int(eta % 60):02d}s")
+        end = "\n" if (val is not None or not sys.stderr.isatty()) else ""
+        self._say(("\r" if sys.stderr.isatty() else "") + text + end)
+
+
+def plot_log(log_path, png_path):
+    """Draw train and validation loss from log.csv into a PNG (matplotlib, no display needed)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    with open(log_path) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    steps = [int(r["step"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(steps, [float(r["train_loss"]) for r in rows], label="train loss", lw=1)
+    val = [(int(r["step"]), float(r["val_loss"])) for r in rows if r["val_loss"]]
+    if val:
+        ax.plot(*zip(*val), "o-", label="validation loss", ms=3)
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy (nats/token)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=110)
+    plt.close(fig)
