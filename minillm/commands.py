@@ -96,13 +96,19 @@ def train(args):
     print(f"validation loss {val:.4f} (perplexity {np.exp(val):.2f}) after {trainer.step} steps, "
           f"{trainer.elapsed:.0f} s; checkpoint, log.csv and loss.png in {out}")
     if args.model == "bert":
-        example = "Return the [MASK]ength of the list."
+        piece = text[:max(4, args.block_size // 2)]             # fits any model; one character masked
+        example = piece[:len(piece) // 2] + "[MASK]" + piece[len(piece) // 2 + 1:]
         print(f"\nfill-mask example: {example!r}")
         for line in fill_mask(model, tokenizer, example, 3):
             print("  " + line)
     else:
         prompt = "The "
-        ids = model.generate(np.array([tokenizer.encode(prompt)]), 300, temperature=0.8, top_k=40, seed=args.seed)
+        try:
+            prompt_ids = tokenizer.encode(prompt)
+        except ValueError:               # a user's text without these characters: start from its own first ones
+            prompt = text[:4]
+            prompt_ids = tokenizer.encode(prompt)
+        ids = model.generate(np.array([prompt_ids]), 300, temperature=0.8, top_k=40, seed=args.seed)
         print(f"\nsample (prompt {prompt!r}, temperature 0.8, top-k 40):\n" + tokenizer.decode(ids[0].tolist()))
     return out
 

@@ -78,7 +78,7 @@ def read_text_file(path):
     """A user's UTF-8 text file, with clear errors for missing, empty or non-UTF-8 files."""
     p = Path(path)
     if not p.is_file():
-        raise ValueError(f"data file {path} does not exist")
+        raise FileNotFoundError(f"data file {path} does not exist")
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
@@ -139,13 +139,14 @@ def labelled_docstrings(packages=LABEL_PACKAGES, max_chars=200, seed=0, test_fra
                     first = doc.split("\n\n")[0].replace("\n", " ").strip()
                     if len(first) >= 30:
                         per_class[top].append(first[:max_chars])
+    per_class = {name: sorted(set(docs)) for name, docs in per_class.items()}   # duplicates out first
     n = min(len(v) for v in per_class.values())
     if n < 10:
         raise RuntimeError(f"too few docstrings in this Python installation for {packages}")
     rng = np.random.default_rng(seed)
     examples = []
     for label, name in enumerate(packages):
-        docs = sorted(set(per_class[name]))
+        docs = per_class[name]
         rng.shuffle(docs)
         examples += [(d, label) for d in docs[:n]]
     order = rng.permutation(len(examples))

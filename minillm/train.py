@@ -89,7 +89,11 @@ class Trainer:
         losses = [self.task.loss(self.model, self.task.batch("val", rng)) for _ in range(self.cfg.eval_batches)]
         self.model.train()
         self.model.cache = None
-        return float(np.mean(losses))
+        val = float(np.mean(losses))
+        if not math.isfinite(val):      # never save weights that give a non-finite loss
+            raise TrainingDiverged(f"validation loss became {val} at step {self.step}; training stopped. The last "
+                                   f"good checkpoint ({checkpoint_path(self.out)}, if any) was kept. Try a smaller --lr.")
+        return val
 
     # ------------------------------------------------------------------ the loop
     def train_step(self):

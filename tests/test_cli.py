@@ -1,0 +1,116 @@
+"""The command line as a user meets it: train, generate with every option, fill-mask, classify, bad input."""
+import subprocess
+import sys
+
+import pytest
+
+from minillm.cli import main
+
+TEXT = "".join(f"def f{i}(x):\n    return x * {i % 9} + len('abc')\n" for i in range(400))
+TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
+        "--eval-interval", "10", "--eval-batches", "2", "--max-steps", "20"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    (root / "code.txt").write_text(TEXT)
+    data = str(root / "code.txt")
+    for model, extra in (("gpt", []), ("lstm", ["--hidden-size", "16"]), ("bert", [])):
+        assert main(["train", "--model", model, "--data", data, "--out", str(root / model)] + TINY + extra) == 0
+    assert main(["train", "--data", data, "--tokenizer", "bpe", "--vocab-size", "300", "--out", str(root / "bpe")]
+                + TINY) == 0
+    return root
+
+
+def run(*args):
+    out = subprocess.run([sys.executable, "-m", "minillm.cli", *args], capture_output=True, text=True)
+    assert "Traceback" not in out.stderr, out.stderr
+    return out
+
+
+def test_train_writes_checkpoint_log_curve_and_prints_a_sample(runs, capsys):
+    for model in ("gpt", "lstm", "bert", "bpe"):
+        assert {"ckpt.npz", "log.csv", "loss.png"} <= {p.name for p in (runs / model).iterdir()}
+
+
+@pytest.mark.parametrize("opts", [[], ["--greedy"], ["--temperature", "0.5"], ["--top-k", "5"], ["--top-p", "0.9"],
+                                  ["--greedy", "--no-cache"], ["--seed", "3", "--top-k", "3", "--top-p", "0.8"]])
+def test_generate_options(runs, capsys, opts):
+    assert main(["generate", "--ckpt", str(runs / "gpt"), "--prompt", "def f", "--max-new-tokens", "12"] + opts) == 0
+    assert capsys.readouterr().out.startswith("def f")
+
+
+def test_generate_lstm_and_bpe(runs, capsys):
+    for name in ("lstm", "bpe"):
+        assert main(["generate", "--ckpt", str(runs / name), "--prompt", "return", "--max-new-tokens", "8"]) == 0
+        assert capsys.readouterr().out.startswith("return")
+
+
+def test_greedy_cache_and_no_cache_agree(runs, capsys):
+    outs = []
+    for extra in ([], ["--no-cache"]):
+        main(["generate", "--ckpt", str(runs / "gpt"), "--prompt", "def f1", "--max-new-tokens", "30", "--greedy"] + extra)
+        outs.append(capsys.readouterr().out)
+    assert outs[0] == outs[1]
+
+
+def test_long_prompt_is_cropped_and_said(runs, capsys):
+    assert main(["generate", "--ckpt", str(runs / "gpt"), "--prompt", "x" * 40, "--max-new-tokens", "3"]) == 0
+    assert "only the last 16 (block_size) are used" in capsys.readouterr().err
+
+
+def test_fill_mask_and_classify(runs, capsys):
+    assert main(["fill-mask", "--ckpt", str(runs / "bert"), "return [MASK] * 2", "--top", "3"]) == 0
+    assert "mask at token" in capsys.readouterr().out
+    assert main(["classify", "--ckpt", str(runs / "bert"), "--max-steps", "4", "--max-len", "16",
+                 "--out", str(runs / "cls")]) == 0
+    assert "test accuracy, BERT pretrained" in capsys.readouterr().out
+
+
+def test_resume_continues(runs, capsys):
+    assert main(["train", "--data", str(runs / "code.txt"), "--out", str(runs / "gpt"), "--resume"] + TINY[:-1]
+                + ["30"]) == 0
+    assert "after 30 steps" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args,code,message", [
+    (["generate", "--ckpt", "CKPT/gpt", "--prompt", "x", "--top-p", "1.5"], 2, "must lie in (0, 1], got 1.5"),
+    (["generate", "--ckpt", "CKPT/gpt", "--prompt", "x", "--top-p", "0"], 2, "must lie in (0, 1], got 0"),
+    (["generate", "--ckpt", "CKPT/gpt", "--prompt", "x", "--temperature", "0"], 2, "must be > 0, got 0"),
+    (["generate", "--ckpt", "CKPT/gpt", "--prompt", "x", "--max-new-tokens", "-3"], 2, "must be a positive integer"),
+    (["generate", "--ckpt", "CKPT/gpt", "--prompt", "日本"], 1, "not in the vocabulary"),
+    (["generate", "--ckpt", "CKPT/gpt", "--prompt", ""], 1, "the prompt is empty"),
+    (["generate", "--ckpt", "CKPT/nowhere", "--prompt", "x"], 1, "no checkpoint at"),
+    (["generate", "--ckpt", "CKPT/bert", "--prompt", "x"], 1, "holds a 'bert' model; this command needs 'gpt' or 'lstm'"),
+    (["fill-mask", "--ckpt", "CKPT/gpt", "a [MASK]"], 1, "holds a 'gpt' model; this command needs 'bert'"),
+    (["fill-mask", "--ckpt", "CKPT/bert", "no mask here"], 1, "contains no [MASK] token"),
+    (["train", "--data", "CKPT/code.txt", "--out", "CKPT/gpt"], 2, "already holds a checkpoint"),
+    (["train", "--data", "CKPT/missing.txt", "--out", "CKPT/new"], 2, "does not exist"),
+    (["train", "--data", "CKPT/code.txt", "--out", "CKPT/new2", "--resume"], 2, "--resume: no checkpoint at"),
+    (["train", "--data", "CKPT/code.txt", "--n-embd", "30", "--n-head", "4"], 2, "not divisible by --n-head 4"),
+    (["train", "--dropout", "1.2"], 2, "must lie in [0, 1), got 1.2"),
+    (["train", "--model", "rnn"], 2, "invalid choice: 'rnn'"),
+    (["train", "--data", "CKPT/tiny.txt", "--out", "CKPT/t", "--block-size", "64"], 1, "fewer than block_size + 1"),
+    (["train", "--data", "CKPT/empty.txt", "--out", "CKPT/e"], 1, "is empty"),
+    (["train", "--data", "CKPT/latin1.txt", "--out", "CKPT/l"], 1, "is not valid UTF-8"),
+    (["generate", "--ckpt", "CKPT/broken", "--prompt", "x"], 1, "is truncated or corrupted"),
+])
+def test_bad_input_one_line_error_and_exit_code(runs, args, code, message):
+    (runs / "tiny.txt").write_text("short text")
+    (runs / "empty.txt").write_text("")
+    (runs / "latin1.txt").write_bytes("caf\xe9 " .encode("latin-1") * 50)
+    broken = runs / "broken"
+    broken.mkdir(exist_ok=True)
+    (broken / "ckpt.npz").write_bytes((runs / "gpt" / "ckpt.npz").read_bytes()[:2000])
+    out = run(*[a.replace("CKPT", str(runs)) for a in args])
+    assert out.returncode == code, out.stderr
+    assert message in out.stderr, out.stderr
+    if code == 1:
+        assert out.stderr.strip().count("\n") == 0 or "minillm: error:" in out.stderr.splitlines()[-1]
+
+
+def test_gradcheck_command_passes():
+    out = run("gradcheck")
+    assert out.returncode == 0 and "0 failed" in out.stdout
+    assert "GPT" in out.stdout and "LSTM" in out.stdout and "BertForMaskedLM" in out.stdout

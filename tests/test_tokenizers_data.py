@@ -1,0 +1,84 @@
+"""Tokenizers round-trip any text; the data helpers split, batch and mask as documented."""
+import numpy as np
+import pytest
+
+from minillm import data
+from minillm.tokenizers import ByteBPETokenizer, CharTokenizer, load_tokenizer, save_tokenizer
+
+MIXED = "Hello, wörld! 你好，世界。 😀👍🏽 it's  tabs\tand\nnewlines  x=1_000 ¿qué?"
+TRAIN = ("the quick brown fox jumps over the lazy dog. " * 20) + "数据 数据 模型 模型 " * 10
+
+
+def test_bpe_round_trip_unicode_and_specials(tmp_path):
+    tok = ByteBPETokenizer.train(TRAIN, 256 + 40 + 2, special_tokens=("<|endoftext|>", "[MASK]"))
+    assert tok.vocab_size == 298 and len(tok.merges) == 40
+    for text in (MIXED, "", " ", "数据模型", TRAIN):
+        assert tok.decode(tok.encode(text)) == text
+    ids = tok.encode("a<|endoftext|>b", allowed_special=True)
+    assert tok.special_tokens["<|endoftext|>"] in ids
+    assert tok.special_tokens["<|endoftext|>"] not in tok.encode("a<|endoftext|>b")   # plain text by default
+    save_tokenizer(tok, tmp_path / "tok.json")
+    again = load_tokenizer(tmp_path / "tok.json")
+    assert again.encode(MIXED) == tok.encode(MIXED)
+
+
+def test_bpe_merges_compress_frequent_text():
+    tok = ByteBPETokenizer.train(TRAIN, 256 + 50)
+    assert len(tok.encode(TRAIN)) < 0.5 * len(TRAIN.encode("utf-8"))
+    assert len(tok.encode("the")) == 1                          # a frequent word became one token
+
+
+def test_bpe_vocab_size_too_small():
+    with pytest.raises(ValueError, match="vocab_size must be at least 256 \\+ 1 special tokens, got 200"):
+        ByteBPETokenizer.train("abc", 200, ("[PAD]",))
+
+
+def test_char_tokenizer_round_trip_and_unknown_characters():
+    tok = CharTokenizer.train("hello world")
+    assert tok.decode(tok.encode("hello")) == "hello"
+    with pytest.raises(ValueError, match=r"1 character\(s\) not in the vocabulary: 'z'"):
+        tok.encode("hez")
+    bert = CharTokenizer.train("hello", ("[PAD]", "[UNK]", "[MASK]"))
+    assert bert.encode("hz")[1] == bert.token_to_id("[UNK]")
+    assert bert.encode("h[MASK]", allowed_special=True) == [bert.stoi["h"], bert.token_to_id("[MASK]")]
+
+
+def test_builtin_corpus_is_cached_and_labelled_set_is_balanced(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MINILLM_CACHE", str(tmp_path))
+    text = data.builtin_corpus()
+    assert len(text) > 500_000 and (tmp_path / "stdlib_docstrings.txt").exists()
+    assert "sha256" in capsys.readouterr().out
+    train, test, names = data.labelled_docstrings()
+    counts = np.bincount([label for _, label in train + test])
+    assert len(names) == len(counts) and counts.min() == counts.max() >= 50
+    assert not {t for t, _ in train} & {t for t, _ in test}      # no docstring in both splits
+
+
+def test_split_batches_and_masking():
+    ids = np.arange(1000)
+    tr, va = data.train_val_split(ids)
+    assert tr[-1] + 1 == va[0] and len(va) == 100
+    x, y = data.get_batch(tr, 16, 4, np.random.default_rng(0))
+    assert x.shape == (4, 16) and np.array_equal(x[:, 1:], y[:, :-1])
+    with pytest.raises(ValueError, match="fewer than block_size \\+ 1 = 65"):
+        data.get_batch(np.arange(40), 64, 2, np.random.default_rng(0))
+    rng = np.random.default_rng(0)
+    toks = rng.integers(5, 100, (200, 50))
+    toks[:, 0] = 1                                              # a special token ([CLS]) never masked
+    inp, lab = data.mask_tokens(toks, rng, mask_id=3, vocab_size=100, special_ids=[1])
+    chosen = lab != -100
+    assert abs(chosen.mean() - 0.15 * 49 / 50) < 0.01 and not chosen[:, 0].any()
+    assert abs((inp[chosen] == 3).mean() - 0.8) < 0.03
+    assert abs((inp[chosen] == toks[chosen]).mean() - 0.1) < 0.03   # (plus random hits, ~1 %)
+    assert np.array_equal(inp[~chosen], toks[~chosen])
+
+
+def test_bad_data_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        data.read_text_file(tmp_path / "nope.txt")
+    (tmp_path / "empty.txt").write_text("  \n")
+    with pytest.raises(ValueError, match="is empty"):
+        data.read_text_file(tmp_path / "empty.txt")
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    with pytest.raises(ValueError, match="is not valid UTF-8"):
+        data.read_text_file(tmp_path / "latin1.txt")
