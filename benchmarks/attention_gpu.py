@@ -89,7 +89,10 @@ def main():
     ap.add_argument("--quick", action="store_true", help="only d=64, T in {1024, 2048, 4096}")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--heads", type=int, default=12)
+    ap.add_argument("--dq-mode", choices=["atomic", "two_pass"], default="atomic",
+                    help="how the fused backward computes dQ (see kernels/__init__.py)")
     args = ap.parse_args()
+    os.environ["MINILLM_ATTN_DQ"] = args.dq_mode
     import cupy
     import minillm
     minillm.use("cupy")
@@ -101,7 +104,7 @@ def main():
     props = cupy.cuda.runtime.getDeviceProperties(0)
     print(f"device: {props['name'].decode()}  date: {time.strftime('%Y-%m-%d')}  cupy {cupy.__version__}"
           + (f"  torch {torch.__version__}" if has_torch else "  (no torch)"))
-    print(f"B={args.batch} H={args.heads} float32; TFLOP/s: forward 4BHT^2d (/2 causal), backward 2.5x forward")
+    print(f"B={args.batch} H={args.heads} float32, dQ mode {args.dq_mode}; TFLOP/s: forward 4BHT^2d (/2 causal), backward 2.5x forward")
     dims = [64] if args.quick else [64, 128]
     lengths = [1024, 2048, 4096] if args.quick else [256, 512, 1024, 2048, 4096, 8192, 16384]
     hdr = (f"{'d':>4} {'T':>6} {'causal':>6} | {'fused fwd':>9} {'TF/s':>5} {'f+b':>8} {'TF/s':>5} {'MiB':>7} | "

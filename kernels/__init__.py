@@ -39,12 +39,13 @@ def padded_dim(d):
 def shared_bytes(kind, D):
     """Dynamic shared memory of one block, in bytes (see the table at the top of the .cu file)."""
     tile, ptile = TILE * (D + 4), TILE * (TILE + 4)
-    floats = {"fwd": 3 * tile + ptile, "dkdv": 4 * tile + 2 * ptile + 2 * TILE, "dq": 4 * tile + ptile}[kind]
+    floats = {"fwd": 3 * tile + ptile, "dkdv": 4 * tile + 2 * ptile + 2 * TILE, "dq": 4 * tile + ptile,
+              "dkdvq": 4 * tile + 3 * ptile + 2 * TILE}[kind]
     return 4 * floats
 
 
 def _kernel(kind, D):
-    name = {"fwd": "attn_fwd", "dkdv": "attn_bwd_dkdv", "dq": "attn_bwd_dq"}[kind]
+    name = {"fwd": "attn_fwd", "dkdv": "attn_bwd_dkdv", "dkdvq": "attn_bwd_dkdv", "dq": "attn_bwd_dq"}[kind]
     kern = _get_module().get_function(f"{name}<{D}>")
     smem = shared_bytes(kind, D)
     if smem > 48 * 1024:    # above 48 KB a block must opt in (cudaFuncSetAttribute)
@@ -81,8 +82,16 @@ def attention_forward(q, k, v, causal, key_padding_mask, scale):
     return out.reshape(B, H, T, d), lse.reshape(B, H, T)
 
 
-def attention_backward(dout, q, k, v, out, lse, causal, key_padding_mask, scale):
-    """Fused backward from the saved out and lse. Returns dq (B, H, T, d), dk, dv (B, H, S, d)."""
+def attention_backward(dout, q, k, v, out, lse, causal, key_padding_mask, scale, dq_mode=None):
+    """Fused backward from the saved out and lse. Returns dq (B, H, T, d), dk, dv (B, H, S, d).
+
+    dq_mode "atomic": one kernel; each key-tile block also adds its share of dQ with atomicAdd
+    (FlashAttention-2; fewer matmuls, run-to-run rounding differences in dQ). "two_pass": a second
+    kernel computes dQ per query tile (deterministic, recomputes two tile products).
+    Default: $MINILLM_ATTN_DQ, else "atomic".
+    """
+    import os
+    dq_mode = dq_mode or os.environ.get("MINILLM_ATTN_DQ", "atomic")
     import cupy
     B, H, T, d = q.shape
     S = k.shape[2]
@@ -91,11 +100,15 @@ def attention_backward(dout, q, k, v, out, lse, causal, key_padding_mask, scale)
     do3, o3 = _flat(dout, N, T, d), _flat(out, N, T, d)
     Dv = (do3 * o3).sum(axis=2)                          # (N, T): rowsum(dO * O)
     lse2 = cupy.ascontiguousarray(lse, dtype=cupy.float32).reshape(N, T)
-    dq, dk, dv = cupy.empty_like(q3), cupy.empty_like(k3), cupy.empty_like(v3)
+    atomic = dq_mode == "atomic"
+    dq = cupy.zeros_like(q3) if atomic else cupy.empty_like(q3)
+    dk, dv = cupy.empty_like(k3), cupy.empty_like(v3)
     kpm, has_kpm = _mask_args(key_padding_mask)
     tail = (np.int32(H), np.int32(T), np.int32(S), np.int32(d), np.float32(scale), np.int32(bool(causal)), has_kpm)
-    kern, smem = _kernel("dkdv", D)
-    kern((N, -(-S // TILE)), (THREADS,), (q3, k3, v3, kpm, do3, lse2, Dv, dk, dv) + tail, shared_mem=smem)
-    kern, smem = _kernel("dq", D)
-    kern((N, -(-T // TILE)), (THREADS,), (q3, k3, v3, kpm, do3, lse2, Dv, dq) + tail, shared_mem=smem)
+    kern, smem = _kernel("dkdvq" if atomic else "dkdv", D)
+    kern((N, -(-S // TILE)), (THREADS,), (q3, k3, v3, kpm, do3, lse2, Dv, dk, dv, dq) + tail + (np.int32(atomic),),
+         shared_mem=smem)
+    if not atomic:
+        kern, smem = _kernel("dq", D)
+        kern((N, -(-T // TILE)), (THREADS,), (q3, k3, v3, kpm, do3, lse2, Dv, dq) + tail, shared_mem=smem)
     return dq.reshape(B, H, T, d), dk.reshape(B, H, S, d), dv.reshape(B, H, S, d)

@@ -20,6 +20,7 @@
 // Sizes of the dynamic shared memory (floats), LD = D + 4, LDP = 68:
 //   forward: Q, K, V tiles 3 * 64 * LD  +  P^T 64 * LDP          (D=128: 119 KB)
 //   dK/dV:   K, V, Q, dO   4 * 64 * LD  +  P, dS 2 * 64 * LDP + 128 (D=128: 171 KB)
+//            (+ 64 * LDP for the key-major dS when it also adds dQ with atomics: D=128: 188 KB)
 //   dQ:      Q, dO, K, V   4 * 64 * LD  +  dS^T 64 * LDP          (D=128: 153 KB)
 // More than 48 KB per block must be requested explicitly (cudaFuncSetAttribute; CuPy's
 // RawKernel.max_dynamic_shared_size_bytes); an H100 allows up to 227 KB.
@@ -115,6 +116,49 @@ __device__ void store_patch_t(float* Pt, const float v[4][4], int ty, int tx) {
 #pragma unroll
     for (int j = 0; j < 4; ++j)
         *reinterpret_cast<float4*>(Pt + (tx + 16 * j) * LDP + ty * 4) = make_float4(v[0][j], v[1][j], v[2][j], v[3][j]);
+}
+
+// Store a thread's 4 x 4 patch as it is: P[row][col] (rows ty*4+i, columns tx+16j).
+__device__ void store_patch(float* P, const float v[4][4], int ty, int tx) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) P[(ty * 4 + i) * LDP + tx + 16 * j] = v[i][j];
+}
+
+// FlashAttention-2's dQ: g[m0 + r][c] += mul * sum_k dS[r][k] K[k][c] for this key tile, added
+// with atomics because every key tile (another block) adds to the same rows of dQ. dSk is the
+// key-major tile dSk[key][query]; the thread owns query rows ty*4+i and computes its columns in
+// chunks of 4 so that only 16 extra accumulators are live at a time.
+template <int D>
+__device__ void atomic_add_ds_k(float* g, const float* dSk, const float* Ks, int m0, int rows, int d,
+                                int ty, int tx, float mul) {
+    constexpr int LD = D + 4, VEC = Cols<D>::VEC;
+#pragma unroll
+    for (int chunk = 0; chunk < Cols<D>::CPT; chunk += VEC) {
+        float acc[4][VEC];
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+            for (int e = 0; e < VEC; ++e) acc[i][e] = 0.f;
+        const int c0 = Cols<D>::col(chunk, tx);
+#pragma unroll 4
+        for (int k = 0; k < TILE; ++k) {
+            float4 p = *reinterpret_cast<const float4*>(dSk + k * LDP + ty * 4);
+#pragma unroll
+            for (int e = 0; e < VEC; ++e) {
+                const float kv = Ks[k * LD + c0 + e];
+                acc[0][e] += p.x * kv; acc[1][e] += p.y * kv; acc[2][e] += p.z * kv; acc[3][e] += p.w * kv;
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const int r = m0 + ty * 4 + i;
+#pragma unroll
+            for (int e = 0; e < VEC; ++e)
+                if (r < rows && c0 + e < d) atomicAdd(g + (size_t)r * d + c0 + e, acc[i][e] * mul);
+        }
+    }
 }
 
 // May query `row` attend key `col`? In range, not in the future (causal), not padding.
@@ -228,8 +272,8 @@ __global__ void __launch_bounds__(NTHREADS)
 attn_bwd_dkdv(const float* __restrict__ Q, const float* __restrict__ K, const float* __restrict__ V,
               const unsigned char* __restrict__ kpm, const float* __restrict__ dO,
               const float* __restrict__ L, const float* __restrict__ Dv,
-              float* __restrict__ dK, float* __restrict__ dV,
-              int H, int T, int S, int d, float scale, int causal, int has_kpm) {
+              float* __restrict__ dK, float* __restrict__ dV, float* __restrict__ dQ,
+              int H, int T, int S, int d, float scale, int causal, int has_kpm, int with_dq) {
     constexpr int LD = D + 4, CPT = Cols<D>::CPT;
     extern __shared__ float smem[];
     float* sK = smem;                  // (64 keys, LD)
@@ -240,6 +284,7 @@ attn_bwd_dkdv(const float* __restrict__ Q, const float* __restrict__ K, const fl
     float* sdS = sP + TILE * LDP;      // (64 queries, LDP)
     float* sL = sdS + TILE * LDP;      // (64,) L of the query tile, base 2
     float* sD = sL + TILE;             // (64,) Dv of the query tile
+    float* sdSk = sD + TILE;           // (64 keys, LDP): dS key-major, only when with_dq
 
     const int n = blockIdx.x, n0 = (gridDim.y - 1 - blockIdx.y) * TILE;
     const int tid = threadIdx.x, ty = tid / 16, tx = tid % 16;
@@ -280,9 +325,11 @@ attn_bwd_dkdv(const float* __restrict__ Q, const float* __restrict__ K, const fl
             }
         store_patch_t(sP, p, ty, tx);                // sP[query][key]
         store_patch_t(sdS, dp, ty, tx);
+        if (with_dq) store_patch(sdSk, dp, ty, tx);  // sdSk[key][query]
         __syncthreads();
         accumulate_pm<D>(dv, sP, sdO, ty, tx);       // dV += P^T dO
         accumulate_pm<D>(dk, sdS, sQ, ty, tx);       // dK += dS^T Q
+        if (with_dq) atomic_add_ds_k<D>(dQ + qoff, sdSk, sK, m0, T, d, ty, tx, scale);   // dQ += dS K
     }
     store_rows<D>(dK + koff, dk, n0, S, d, ty, tx, scale);
     store_rows<D>(dV + koff, dv, n0, S, d, ty, tx, 1.f);
@@ -353,8 +400,8 @@ attn_bwd_dq(const float* __restrict__ Q, const float* __restrict__ K, const floa
                                          float*, float*, int, int, int, int, float, int, int);           \
     template __global__ void attn_bwd_dkdv<D>(const float*, const float*, const float*,                   \
                                               const unsigned char*, const float*, const float*,           \
-                                              const float*, float*, float*, int, int, int, int, float,    \
-                                              int, int);                                                  \
+                                              const float*, float*, float*, float*, int, int, int, int,   \
+                                              float, int, int, int);                                      \
     template __global__ void attn_bwd_dq<D>(const float*, const float*, const float*,                     \
                                             const unsigned char*, const float*, const float*,             \
                                             const float*, float*, int, int, int, int, float, int, int);

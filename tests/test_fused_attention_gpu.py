@@ -67,6 +67,15 @@ def test_cross_attention_matches_reference(T, S, D, pad):
     _run(T, S, D, False, pad)
 
 
+@pytest.mark.parametrize("T,S,D,causal", [(65, 65, 64, True), (1000, 1000, 128, False), (127, 300, 32, False),
+                                          (2048, 2048, 64, False)])
+def test_two_pass_backward_matches_reference(monkeypatch, T, S, D, causal):
+    """The deterministic two-kernel dQ (MINILLM_ATTN_DQ=two_pass) against the same reference."""
+    monkeypatch.setenv("MINILLM_ATTN_DQ", "two_pass")
+    minillm.use("cupy")
+    _run(T, S, D, causal, True)
+
+
 @pytest.mark.parametrize("D", [16, 48, 80])
 def test_odd_head_sizes_are_padded(D):
     minillm.use("cupy")

@@ -10,7 +10,8 @@ from minillm.nn.tiled_attention import tiled_attention_backward, tiled_attention
 @pytest.mark.parametrize("T,S", [(1, 1), (7, 7), (64, 64), (65, 65), (130, 130), (20, 50), (70, 9)])
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("pad", [False, True])
-def test_tiled_matches_plain(T, S, causal, pad):
+@pytest.mark.parametrize("dq_mode", ["atomic", "two_pass"])
+def test_tiled_matches_plain(T, S, causal, pad, dq_mode):
     rng = np.random.default_rng(T * 1000 + S)
     B, H, D = 2, 2, 8
     q, k, v = rng.standard_normal((B, H, T, D)), rng.standard_normal((B, H, S, D)), rng.standard_normal((B, H, S, D))
@@ -26,7 +27,7 @@ def test_tiled_matches_plain(T, S, causal, pad):
     kpm_n = None if kpm is None else np.repeat(kpm, H, axis=0)
     o, lse = tiled_attention_forward(flat(q, T), flat(k, S), flat(v, S), causal, kpm_n, block_m=16, block_n=32)
     grads = tiled_attention_backward(flat(do, T), flat(q, T), flat(k, S), flat(v, S), o, lse, causal, kpm_n,
-                                     block_m=16, block_n=32)
+                                     block_m=16, block_n=32, dq_mode=dq_mode)
     for name, a, b in zip(("out", "dq", "dk", "dv"), (o,) + grads, ref):
         np.testing.assert_allclose(a.reshape(b.shape), b, atol=1e-12, rtol=1e-10, err_msg=name)
 

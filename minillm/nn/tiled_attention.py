@@ -18,7 +18,8 @@ Forward, for one query tile Q_i (BM rows), streaming key tiles K_j, V_j:
     m   = m'
   out = acc / l,   L = m + log(l)  (the row log-sum-exp, all the backward needs)
 
-Backward, with Dv = rowsum(dO * O) (= rowsum(dP * P), the softmax-backward term):
+Backward, with Dv = rowsum(dO * O) (= rowsum(dP * P), the softmax-backward term), one pass
+over key tiles j, each looping over query tiles i:
     p  = exp(s - L)                              recomputed from L: exact probabilities
     dV_j += p^T dO_i;   dp = dO_i V_j^T;   ds = p * (dp - Dv_i)
     dK_j += ds^T Q_i * scale;   dQ_i += ds K_j * scale
@@ -71,8 +72,13 @@ def tiled_attention_forward(q, k, v, causal=False, key_padding_mask=None, scale=
 
 
 def tiled_attention_backward(dout, q, k, v, out, lse, causal=False, key_padding_mask=None, scale=None,
-                             block_m=64, block_n=64):
-    """Returns dq (N, T, D), dk, dv (N, S, D). Two passes, as the kernel: dK/dV per key tile, dQ per query tile."""
+                             block_m=64, block_n=64, dq_mode="atomic"):
+    """Returns dq (N, T, D), dk, dv (N, S, D), in the kernel's loop order.
+
+    dq_mode "atomic" (the kernel's default, FlashAttention-2): one pass over key tiles; each adds its
+    share to dQ (on the GPU with atomicAdd, since many blocks write the same rows). "two_pass": a
+    second pass over query tiles computes dQ on its own (deterministic, two more tile products).
+    """
     xp = backend.get_array_module(q)
     N, T, D = q.shape
     S = k.shape[1]
@@ -95,6 +101,10 @@ def tiled_attention_backward(dout, q, k, v, out, lse, causal=False, key_padding_
             p, ds = probs(m0, n0)
             dv[:, n0:n0 + block_n] += p.swapaxes(1, 2) @ dout[:, m0:m0 + block_m]
             dk[:, n0:n0 + block_n] += (ds.swapaxes(1, 2) @ q[:, m0:m0 + block_m]) * scale
+            if dq_mode == "atomic":
+                dq[:, m0:m0 + block_m] += (ds @ k[:, n0:n0 + block_n]) * scale
+    if dq_mode == "atomic":
+        return dq, dk, dv
     for m0 in range(0, T, block_m):                                    # pass 2: one block per query tile
         n_end = min(S, m0 + block_m) if causal else S
         for n0 in range(0, n_end, block_n):

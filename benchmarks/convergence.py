@@ -1,0 +1,144 @@
+"""Same recipe, same text, same wall time: minillm's GPT vs the same GPT in PyTorch (CPU).
+
+    python benchmarks/convergence.py [--seconds 120]
+
+nanoGPT's CPU character recipe: n_layer 4, n_head 4, n_embd 128, block_size 64, batch 12,
+AdamW (lr 1e-3, betas 0.9/0.99, weight decay 0.1), 100 warm-up steps then constant lr,
+gradient clipping 1.0, dropout 0, on the built-in corpus (character-level, 90/10 split).
+Each implementation trains for the same number of wall-clock seconds; then both are scored
+on the same 40 validation batches. PyTorch uses as many threads as NumPy's BLAS.
+Prints both validation losses, their ratio (minillm / PyTorch; <= 1 means minillm is at least
+as good), steps and tokens/s.
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+CFG = dict(n_layer=4, n_head=4, n_embd=128, block_size=64)
+BATCH, LR, WARMUP = 12, 1e-3, 100
+
+
+def batches(data, rng, n):
+    starts = rng.integers(0, len(data) - CFG["block_size"] - 1, size=(n, BATCH))
+    for s in starts:
+        yield (np.stack([data[i:i + CFG["block_size"]] for i in s]),
+               np.stack([data[i + 1:i + 1 + CFG["block_size"]] for i in s]))
+
+
+def run_minillm(train, val_batches, vocab, seconds):
+    import minillm
+    from minillm.models import GPT, GPTConfig
+    from minillm.nn import CrossEntropyLoss
+    from minillm.optim import AdamW, clip_grad_norm, param_groups
+    minillm.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=vocab, **CFG))
+    opt = AdamW(param_groups(model, 0.1), lr=LR, betas=(0.9, 0.99))
+    loss_fn = CrossEntropyLoss()
+    rng, step, t0 = np.random.default_rng(0), 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for x, y in batches(train, rng, 1):
+            loss_fn(model(x), y)
+            model.zero_grad()
+            model.backward(loss_fn.backward())
+            clip_grad_norm(model.parameters(), 1.0)
+            opt.set_lr(LR * min(1.0, (step + 1) / WARMUP))
+            opt.step()
+            step += 1
+    elapsed = time.perf_counter() - t0
+    model.eval()
+    val = float(np.mean([float(loss_fn(model(x), y)) for x, y in val_batches]))
+    return val, step, elapsed
+
+
+def run_torch(train, val_batches, vocab, seconds):
+    import torch
+    import torch.nn.functional as F
+    torch.manual_seed(0)
+    C, T = CFG["n_embd"], CFG["block_size"]
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wte, self.wpe = torch.nn.Embedding(vocab, C), torch.nn.Embedding(T, C)
+            for e in (self.wte, self.wpe):
+                torch.nn.init.normal_(e.weight, std=0.02)
+            self.h = torch.nn.ModuleList(torch.nn.TransformerEncoderLayer(
+                C, CFG["n_head"], 4 * C, dropout=0.0, activation=lambda a: F.gelu(a, approximate="tanh"),
+                batch_first=True, norm_first=True) for _ in range(CFG["n_layer"]))
+            self.ln_f = torch.nn.LayerNorm(C)
+            self.register_buffer("mask", torch.nn.Transformer.generate_square_subsequent_mask(T))
+
+        def forward(self, idx):
+            x = self.wte(idx) + self.wpe.weight[: idx.shape[1]]
+            for layer in self.h:
+                x = layer(x, src_mask=self.mask, is_causal=True)
+            return self.ln_f(x) @ self.wte.weight.T
+
+    net = Net()
+    decay = [p for n, p in net.named_parameters() if p.dim() >= 2 and "wte" not in n and "wpe" not in n]
+    rest = [p for n, p in net.named_parameters() if not (p.dim() >= 2 and "wte" not in n and "wpe" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
+                            lr=LR, betas=(0.9, 0.99))
+    rng, step, t0 = np.random.default_rng(0), 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for x, y in batches(train, rng, 1):
+            loss = F.cross_entropy(net(torch.from_numpy(x)).reshape(-1, vocab), torch.from_numpy(y).reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            for g in opt.param_groups:
+                g["lr"] = LR * min(1.0, (step + 1) / WARMUP)
+            opt.step()
+            step += 1
+    elapsed = time.perf_counter() - t0
+    net.eval()
+    with torch.no_grad():
+        val = float(np.mean([F.cross_entropy(net(torch.from_numpy(x)).reshape(-1, vocab),
+                                             torch.from_numpy(y).reshape(-1)).item() for x, y in val_batches]))
+    return val, step, elapsed
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=120.0)
+    args = ap.parse_args()
+    import platform
+    from minillm import data
+    from minillm.tokenizers import CharTokenizer
+    text = data.builtin_corpus()
+    tok = CharTokenizer.train(text)
+    train, val = data.train_val_split(tok.encode(text))
+    val_batches = list(batches(val, np.random.default_rng(123), 40))
+    threads = _blas_threads()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, BLAS threads {threads}; "
+          f"date {time.strftime('%Y-%m-%d')}; {args.seconds:.0f} s each; vocab {tok.vocab_size}")
+    rows = [("minillm (NumPy " + np.__version__ + ")",) + run_minillm(train, val_batches, tok.vocab_size, args.seconds)]
+    try:
+        import torch
+        torch.set_num_threads(threads)
+        rows.append((f"PyTorch {torch.__version__} ({threads} threads)",)
+                    + run_torch(train, val_batches, tok.vocab_size, args.seconds))
+    except ImportError:
+        print("PyTorch not installed: no reference")
+    print(f"{'implementation':<32} {'val loss':>9} {'steps':>7} {'tokens/s':>9}")
+    for name, val_loss, steps, elapsed in rows:
+        print(f"{name:<32} {val_loss:9.4f} {steps:7d} {steps * BATCH * CFG['block_size'] / elapsed:9,.0f}")
+    if len(rows) == 2:
+        print(f"ratio of validation losses minillm / PyTorch: {rows[0][1] / rows[1][1]:.3f} (goal: <= 1)")
+
+
+def _blas_threads():
+    try:
+        from threadpoolctl import threadpool_info
+        return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+    except Exception:
+        return int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))
+
+
+if __name__ == "__main__":
+    main()
