@@ -83,6 +83,19 @@ class CharTokenizer:
         return {"type": "char", "chars": "".join(self.chars), "special_tokens": list(self.special_tokens)}
 
 
+def merge_pair(ids, pair, new_id):
+    """ids with every non-overlapping occurrence of ``pair`` (left to right) replaced by new_id."""
+    merged, i = [], 0
+    while i < len(ids):
+        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
+            merged.append(new_id)
+            i += 2
+        else:
+            merged.append(ids[i])
+            i += 1
+    return merged
+
+
 class ByteBPETokenizer:
     """Byte-level BPE: ids 0..255 are bytes, 256.. are merges in the order learned, then specials."""
 
@@ -141,14 +154,7 @@ class ByteBPETokenizer:
                     pairs[pair] -= f
                     if pairs[pair] <= 0:
                         del pairs[pair]
-                merged, i = [], 0
-                while i < len(w):
-                    if i + 1 < len(w) and (w[i], w[i + 1]) == best:
-                        merged.append(new_id)
-                        i += 2
-                    else:
-                        merged.append(w[i])
-                        i += 1
+                merged = merge_pair(w, best, new_id)
                 words[wi] = merged
                 for pair in zip(merged, merged[1:]):                    # ... and add its new ones
                     pairs[pair] += f
@@ -167,15 +173,7 @@ class ByteBPETokenizer:
             pair = min(zip(ids, ids[1:]), key=lambda p: self.ranks.get(p, len(self.ranks)))
             if pair not in self.ranks:
                 break
-            new_id, merged, i = 256 + self.ranks[pair], [], 0
-            while i < len(ids):
-                if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
-                    merged.append(new_id)
-                    i += 2
-                else:
-                    merged.append(ids[i])
-                    i += 1
-            ids = merged
+            ids = merge_pair(ids, pair, 256 + self.ranks[pair])
         if len(self._cache) < 100_000:
             self._cache[piece] = ids
         return ids
