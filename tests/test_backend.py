@@ -54,3 +54,14 @@ def test_module_moves_between_backends():
     np.testing.assert_allclose(backend.to_numpy(y_gpu), y_cpu, rtol=1e-6)
     with pytest.raises(TypeError, match="parameters are on cupy"):
         m(x)
+
+
+def test_scatter_add_sums_repeated_indices_like_add_at():
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 50):
+        idx = rng.integers(0, 7, n)
+        vals = rng.standard_normal((n, 3))
+        got = backend.scatter_add(np.ones((7, 3)), idx, vals)
+        want = np.ones((7, 3))
+        np.add.at(want, idx, vals)
+        np.testing.assert_allclose(got, want, atol=1e-12)

@@ -59,6 +59,21 @@ def test_kv_cache_greedy_identical_tokens_and_logits():
     assert max(float(np.abs(x - y).max()) for x, y in zip(la, lb)) <= 1e-5
 
 
+def test_generation_window_jumps_by_half_a_block():
+    """Past block_size the window keeps the newest block_size // 2 tokens, then grows again:
+    each step's logits equal a plain forward over exactly that window."""
+    minillm.manual_seed(4)
+    m = GPT(GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    out, logits = m.generate(ids(1, 3, high=20), 12, do_sample=False, use_cache=True, return_logits=True)
+    start = 0
+    for step, n in enumerate(range(3, 15)):        # n = tokens known before this step
+        if n - start > 8:
+            start = n - 4
+        assert n - start <= 8
+        want = m(out[:, start:n])[:, -1]
+        np.testing.assert_allclose(logits[step], want, atol=1e-5)
+
+
 def test_sampling_is_seeded_and_filters_work():
     minillm.manual_seed(0)
     m = GPT(TINY_GPT)

@@ -110,23 +110,33 @@ class GPT(Module):
         Each step takes the logits of the last position, divides by ``temperature``, keeps the
         ``top_k`` largest and/or the smallest set whose probability reaches ``top_p``, then samples
         (or takes the argmax when do_sample=False). With ``use_cache`` the keys and values of past
-        positions are kept (KV cache) so each step costs one position instead of the whole context;
-        when the context outgrows block_size it is cropped from the left (and the cache refilled).
-        Returns the ids (B, T + max_new_tokens) as a NumPy array (and the per-step logits if asked).
+        positions are kept (KV cache) so each step costs one position instead of the whole context.
+
+        The context window: the model sees at most block_size tokens. When one more token would not
+        fit, the window jumps forward to keep only the newest block_size // 2 tokens (not one token at
+        a time, as nanoGPT does without a cache): learned positions mean every cached key changes when
+        the window moves, so the cache must be refilled, and jumping by half a block refills it once
+        per block_size // 2 tokens instead of at every step. Both paths use the same window, so they
+        produce the same tokens. Returns the ids (B, T + max_new_tokens) as a NumPy array (and the
+        per-step logits if asked).
         """
         was_training = self.training
         self.eval()
         rng = np.random.default_rng(seed)
         idx = backend.to_numpy(idx).astype(np.int64)
-        if idx.shape[1] > self.config.block_size:
-            warnings.warn(f"prompt of {idx.shape[1]} tokens cropped to the last {self.config.block_size} (block_size)")
-        caches, steps = None, []
+        block = self.config.block_size
+        if idx.shape[1] > block:
+            warnings.warn(f"prompt of {idx.shape[1]} tokens cropped to the last {block} (block_size)")
+        start, caches, steps = max(0, idx.shape[1] - block), None, []
         for _ in range(max_new_tokens):
-            context = idx[:, -self.config.block_size:]
+            moved = idx.shape[1] - start > block
+            if moved:
+                start = idx.shape[1] - max(1, block // 2)          # the window jumps by half a block
+            context = idx[:, start:]
             if not use_cache:
                 logits = self.forward(backend.to_device(context))[:, -1]
-            elif caches is None or caches[0].length + 1 > self.config.block_size:
-                caches = self.new_kv_caches(idx.shape[0])           # (re)fill the cache with the whole context
+            elif caches is None or moved:
+                caches = self.new_kv_caches(idx.shape[0])           # (re)fill the cache with the window
                 logits = self.forward(backend.to_device(context), caches)[:, -1]
             else:
                 logits = self.forward(backend.to_device(context[:, -1:]), caches)[:, -1]

@@ -34,11 +34,30 @@ def relu_backward(dout, cache):
 def gelu_forward(x, approximate="tanh"):
     """GELU. approximate="tanh" (GPT-2, the default here) or "none" (exact, erf; BERT)."""
     if approximate == "tanh":
-        u = _SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)
-        t = backend.get_array_module(x).tanh(u)
-        return 0.5 * x * (1.0 + t), ("tanh", x, t)
+        xp = backend.get_array_module(x)
+        x = xp.ascontiguousarray(x)
+        out, t = xp.empty_like(x), xp.empty_like(x)
+        xf, of, tf = x.reshape(-1), out.reshape(-1), t.reshape(-1)
+        backend.for_blocks(lambda i, j: _gelu_tanh(xf[i:j], of[i:j], tf[i:j]), x.size)   # see for_blocks
+        return out, ("tanh", x, t)
     phi_cdf = 0.5 * (1.0 + backend.erf(x * _INV_SQRT_2))
     return x * phi_cdf, ("none", x, phi_cdf)
+
+
+def _gelu_tanh(x, out, t):
+    """out = x/2 (1 + t), t = tanh(u), u = sqrt(2/pi) (x + 0.044715 x^3), written into out and t.
+
+    u is computed as x (a + b x^2) in place: x ** 3 would call pow(), several times slower than
+    two multiplies, and in-place steps make no temporaries."""
+    xp = backend.get_array_module(x)
+    xp.multiply(x, x, out=t)
+    t *= 0.044715 * _SQRT_2_OVER_PI
+    t += _SQRT_2_OVER_PI
+    t *= x                                                 # t = u
+    xp.tanh(t, out=t)                                      # t = tanh(u)
+    xp.add(t, 1.0, out=out)
+    out *= x
+    out *= 0.5
 
 
 def gelu_backward(dout, cache):
@@ -50,11 +69,30 @@ def gelu_backward(dout, cache):
            dout/dx = Phi(x) + x phi(x),   phi(x) = exp(-x^2/2) / sqrt(2 pi)
     """
     kind, x, s = cache
+    xp = backend.get_array_module(x)
     if kind == "tanh":
-        du = _SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * x * x)
-        return dout * (0.5 * (1.0 + s) + 0.5 * x * (1.0 - s * s) * du)
-    pdf = _INV_SQRT_2PI * backend.get_array_module(x).exp(-0.5 * x * x)
+        dout = xp.ascontiguousarray(dout)
+        dx = xp.empty_like(dout)
+        xf, sf, df, of = x.reshape(-1), s.reshape(-1), dout.reshape(-1), dx.reshape(-1)
+        backend.for_blocks(lambda i, j: _gelu_tanh_grad(xf[i:j], sf[i:j], df[i:j], of[i:j]), x.size)
+        return dx
+    pdf = _INV_SQRT_2PI * xp.exp(-0.5 * x * x)
     return dout * (s + x * pdf)
+
+
+def _gelu_tanh_grad(x, t, dout, dx):
+    """dx = dout ((1 + t)/2 + x/2 (1 - t^2) du/dx), written into dx (see gelu_backward)."""
+    du = x * x
+    du *= 3 * 0.044715 * _SQRT_2_OVER_PI
+    du += _SQRT_2_OVER_PI                                  # du/dx
+    backend.get_array_module(x).multiply(t, t, out=dx)
+    dx -= 1.0
+    dx *= -0.5
+    dx *= x
+    dx *= du                                               # x/2 (1 - t^2) du/dx
+    dx += 0.5
+    dx += 0.5 * t                                          # + (1 + t)/2
+    dx *= dout
 
 
 # ============================================================================ softmax

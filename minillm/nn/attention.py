@@ -86,16 +86,21 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, key_p
         last_path = "fused"
         return out, ("fused", q, k, v, out, lse, is_causal, kpm, scale)
     allowed, additive = build_mask(attn_mask, kpm, is_causal, (B, H, T, S), xp)
-    s = (q @ k.swapaxes(-1, -2)) * scale                          # (B,H,T,D) x (B,H,D,S) -> (B,H,T,S)
+    # The (B, H, T, S) score matrix is the largest array here, so it is updated in place from
+    # scores to weights (s -> s - max -> exp -> p) rather than making a new array at each step.
+    s = q @ k.swapaxes(-1, -2)                                      # (B,H,T,D) x (B,H,D,S) -> (B,H,T,S)
+    s *= scale
     if additive is not None:
-        s = s + additive
+        s += additive                                               # in place: stays in q's dtype
     if allowed is not None:
-        s = xp.where(allowed, s, -xp.inf)
+        xp.copyto(s, -xp.inf, where=~allowed)                      # masked scores: -inf
     m = s.max(axis=-1, keepdims=True)                              # (B,H,T,1)
-    m = xp.where(xp.isfinite(m), m, 0)                             # fully masked row: keep exp() at 0
-    e = xp.exp(s - m)
-    denom = e.sum(axis=-1, keepdims=True)
-    p = e / xp.where(denom == 0, 1, denom)                          # (B,H,T,S) attention weights
+    m[~xp.isfinite(m)] = 0                                          # fully masked row: keep exp() at 0
+    s -= m
+    p = xp.exp(s, out=s)
+    denom = p.sum(axis=-1, keepdims=True)
+    denom[denom == 0] = 1
+    p /= denom                                                      # (B,H,T,S) attention weights
     pd = p
     if dropout_p > 0:
         pd = p * dropout_mask * (1.0 / (1.0 - dropout_p))
@@ -122,10 +127,14 @@ def scaled_dot_product_attention_backward(dout, cache):
     dv = pd.swapaxes(-1, -2) @ dout
     dp = dout @ v.swapaxes(-1, -2)
     if dropout_p > 0:
-        dp = dp * mask * (1.0 / (1.0 - dropout_p))    # forward: pd = p * mask / (1 - p_drop)
-    ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
-    dq = (ds @ k) * scale
-    dk = (ds.swapaxes(-1, -2) @ q) * scale
+        dp *= mask * (1.0 / (1.0 - dropout_p))        # forward: pd = p * mask / (1 - p_drop)
+    ds = dp                                            # dp becomes ds in place (the largest array)
+    ds -= (dp * p).sum(axis=-1, keepdims=True)
+    ds *= p
+    dq = ds @ k
+    dq *= scale
+    dk = ds.swapaxes(-1, -2) @ q
+    dk *= scale
     return dq, dk, dv
 
 
@@ -262,7 +271,11 @@ class MultiHeadAttention(Module):
         dq, dk, dv = scaled_dot_product_attention_backward(datt, att_cache)
         xp = backend.get_array_module(dy)
         if len(lin_caches) == 1:
-            dqkv = xp.concatenate([self._merge_heads(g) for g in (dq, dk, dv)], axis=-1)  # (B, T, 3C)
+            B, H, T, D = dq.shape          # write the three head-merged gradients into one (B, T, 3C) array
+            dqkv = xp.empty((B, T, 3, H, D), dtype=dq.dtype)
+            for i, g in enumerate((dq, dk, dv)):
+                dqkv[:, :, i] = g.transpose(0, 2, 1, 3)                 # (B, H, T, D) -> (B, T, H, D)
+            dqkv = dqkv.reshape(B, T, 3 * C)
             dx, dW, db = linear_backward(dqkv, lin_caches[0])
             self.accumulate(self.in_proj_weight, dW)
             if self.in_proj_bias is not None:

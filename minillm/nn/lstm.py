@@ -20,36 +20,52 @@ from .checks import check_backend, check_float, check_ndim, check_last_dim
 from .module import Module, ModuleList, Parameter
 
 
-def _sigmoid(x, xp):
-    return 0.5 * (1.0 + xp.tanh(0.5 * x))     # = 1 / (1 + e^-x), without overflow for large |x|
-
-
 # ============================================================================ one step
 def lstm_pointwise_forward(a, c):
-    """From pre-activations a: (B, 4H) and cell c: (B, H) to (h', c'); the cache keeps the gate outputs."""
+    """From pre-activations a: (B, 4H) and cell c: (B, H) to (h', c'); the cache keeps the gate values.
+
+    ``a`` is overwritten with the gate values [i, f, g, o] (callers pass a fresh array). Since
+    sigmoid(x) = (1 + tanh(x/2)) / 2, halving the i, f, o columns lets one tanh call over all four
+    gates do the work of three sigmoids and a tanh (and it never overflows, unlike 1/(1+e^-x)).
+    """
     xp = backend.get_array_module(a)
     H = c.shape[-1]
-    i, f, o = (_sigmoid(a[:, k * H:(k + 1) * H], xp) for k in (0, 1, 3))
-    g = xp.tanh(a[:, 2 * H:3 * H])
-    c_next = f * c + i * g
+    sig = (slice(0, 2 * H), slice(3 * H, 4 * H))                   # i, f | o
+    for cols in sig:
+        a[:, cols] *= 0.5
+    gates = xp.tanh(a, out=a)
+    for cols in sig:
+        gates[:, cols] += 1.0
+        gates[:, cols] *= 0.5                                      # sigmoid = (1 + tanh(x/2)) / 2
+    i, f, g, o = (gates[:, k * H:(k + 1) * H] for k in range(4))
+    c_next = f * c
+    c_next += i * g
     tc = xp.tanh(c_next)
-    return o * tc, c_next, (i, f, g, o, c, tc)
+    return o * tc, c_next, (gates, c, tc)
 
 
-def lstm_pointwise_backward(dh_next, dc_next, cache):
-    """Given dL/dh', dL/dc' (B, H), return da (B, 4H) and dc (B, H).
+def lstm_pointwise_backward(dh_next, dc_next, cache, out=None):
+    """Given dL/dh', dL/dc' (B, H), return da (B, 4H) (written into ``out`` if given) and dc (B, H).
 
     h' = o * tanh(c')   =>  do = dh' * tanh(c'),   dc' += dh' * o * (1 - tanh(c')^2)
     c' = f * c + i * g  =>  df = dc' * c,  di = dc' * g,  dg = dc' * i,  dc = dc' * f
-    sigmoid' = s (1 - s),  tanh' = 1 - t^2  (from the saved outputs)
+    then through the activations: sigmoid' = s (1 - s) for i, f, o;  tanh' = 1 - g^2 for g
     """
-    i, f, g, o, c, tc = cache
+    gates, c, tc = cache
     xp = backend.get_array_module(dh_next)
-    dc_total = dc_next + dh_next * o * (1.0 - tc * tc)
-    da = xp.concatenate([dc_total * g * i * (1.0 - i),          # d a_i
-                         dc_total * c * f * (1.0 - f),          # d a_f
-                         dc_total * i * (1.0 - g * g),          # d a_g
-                         dh_next * tc * o * (1.0 - o)], axis=1)  # d a_o
+    H = c.shape[-1]
+    i, f, g, o = (gates[:, k * H:(k + 1) * H] for k in range(4))
+    dc_total = dh_next * o
+    dc_total *= 1.0 - tc * tc
+    dc_total += dc_next
+    da = xp.empty_like(gates) if out is None else out
+    xp.multiply(dc_total, g, out=da[:, :H])                        # d i
+    xp.multiply(dc_total, c, out=da[:, H:2 * H])                   # d f
+    xp.multiply(dc_total, i, out=da[:, 2 * H:3 * H])               # d g
+    xp.multiply(dh_next, tc, out=da[:, 3 * H:])                    # d o
+    slope = gates * (1.0 - gates)                                  # s (1 - s): right for i, f, o
+    slope[:, 2 * H:3 * H] = 1.0 - g * g                            # tanh' for g
+    da *= slope
     return da, dc_total * f
 
 
@@ -73,18 +89,28 @@ def lstm_cell_backward(dh_next, dc_next, cache):
 
 # ============================================================================ a sequence
 def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
-    """x: (B, T, I), h0, c0: (B, H) -> y: (B, T, H), h_T, c_T: (B, H)."""
+    """x: (B, T, I), h0, c0: (B, H) -> y: (B, T, H), h_T, c_T: (B, H).
+
+    Inside, arrays are time-major, (T, B, ...), so that step t reads and writes one contiguous
+    (B, ...) block; only the input and the output are transposed, once.
+    """
     xp = backend.get_array_module(x)
-    B, T, _ = x.shape
-    ax = (x.reshape(B * T, -1) @ w_ih.T + (b_ih + b_hh)).reshape(B, T, -1)   # (B, T, 4H): all steps at once
-    y = xp.empty((B, T, h0.shape[1]), dtype=x.dtype)
-    h, c, steps = h0, c0, []
+    B, T, I = x.shape
+    H = h0.shape[1]
+    x_tm = x.transpose(1, 0, 2).reshape(T * B, I)                  # (T*B, I), time-major copy
+    ax = x_tm @ w_ih.T                                              # input half of a, all steps at once
+    ax += b_ih + b_hh
+    ax = ax.reshape(T, B, 4 * H)
+    hs = xp.empty((T + 1, B, H), dtype=x.dtype)                    # h_0 .. h_T
+    hs[0] = h0
+    c, steps = c0, []
     for t in range(T):
-        h_prev = h
-        h, c, pw = lstm_pointwise_forward(ax[:, t] + h @ w_hh.T, c)
-        y[:, t] = h
-        steps.append((h_prev, pw))
-    return y, h, c, (x, w_ih, w_hh, steps)
+        a = hs[t] @ w_hh.T                                          # (B, H) x (H, 4H)
+        a += ax[t]
+        hs[t + 1], c, pw = lstm_pointwise_forward(a, c)
+        steps.append(pw)
+    y = xp.ascontiguousarray(hs[1:].transpose(1, 0, 2))            # (B, T, H)
+    return y, hs[T].copy(), c, (x_tm, w_ih, w_hh, hs, steps)
 
 
 def lstm_backward(dy, dh_T, dc_T, cache):
@@ -92,21 +118,19 @@ def lstm_backward(dy, dh_T, dc_T, cache):
 
     Returns dx (B, T, I), dh0, dc0 (B, H), dw_ih, dw_hh, db_ih, db_hh.
     """
-    x, w_ih, w_hh, steps = cache
+    x_tm, w_ih, w_hh, hs, steps = cache
     xp = backend.get_array_module(dy)
-    B, T, _ = x.shape
-    da_all = xp.empty((B, T, w_ih.shape[0]), dtype=dy.dtype)
-    h_prev_all = xp.empty((B, T, w_hh.shape[1]), dtype=dy.dtype)
+    T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
+    dy_tm = xp.ascontiguousarray(dy.transpose(1, 0, 2))            # (T, B, H)
+    da_all = xp.empty((T, B, 4 * H), dtype=dy.dtype)
     dh, dc = dh_T, dc_T
     for t in reversed(range(T)):
-        h_prev, pw = steps[t]
-        da, dc = lstm_pointwise_backward(dh + dy[:, t], dc, pw)   # h_t feeds y_t and step t+1
-        dh = da @ w_hh                                          # a_t depends on h_{t-1} through W_hh
-        da_all[:, t], h_prev_all[:, t] = da, h_prev
-    da2 = da_all.reshape(B * T, -1)
-    dx = (da2 @ w_ih).reshape(x.shape)
-    dw_ih = da2.T @ x.reshape(B * T, -1)
-    dw_hh = da2.T @ h_prev_all.reshape(B * T, -1)
+        da, dc = lstm_pointwise_backward(dh + dy_tm[t], dc, steps[t], out=da_all[t])  # h_t feeds y_t and step t+1
+        dh = da @ w_hh                                              # a_t depends on h_{t-1} through W_hh
+    da2 = da_all.reshape(T * B, 4 * H)
+    dx = xp.ascontiguousarray((da2 @ w_ih).reshape(T, B, -1).transpose(1, 0, 2))
+    dw_ih = da2.T @ x_tm
+    dw_hh = da2.T @ hs[:-1].reshape(T * B, H)
     db = da2.sum(axis=0)
     return dx, dh, dc, dw_ih, dw_hh, db, db.copy()
 

@@ -18,10 +18,11 @@ def layernorm_forward(x, weight, bias, eps=1e-5):
     """x: (..., C), weight, bias: (C,) -> out: (..., C). Saves xhat and rstd for the backward pass."""
     xp = backend.get_array_module(x)
     mean = x.mean(axis=-1, keepdims=True)                  # (..., 1)
-    xc = x - mean
-    rstd = 1.0 / xp.sqrt((xc * xc).mean(axis=-1, keepdims=True) + eps)   # (..., 1)
-    xhat = xc * rstd
-    out = xhat * weight + bias
+    xhat = x - mean                                        # centred x, normalised in place below
+    rstd = 1.0 / xp.sqrt(xp.einsum("...c,...c->...", xhat, xhat)[..., None] / x.shape[-1] + eps)  # (..., 1)
+    xhat *= rstd
+    out = xhat * weight
+    out += bias
     return out, (xhat, rstd, weight)
 
 
@@ -37,13 +38,17 @@ def layernorm_backward(dout, cache):
                         - xhat * mean_c(dxhat * xhat)) term 3: through rstd (the variance)
     """
     xhat, rstd, weight = cache
+    xp = backend.get_array_module(xhat)
     C = xhat.shape[-1]
     d2, x2 = dout.reshape(-1, C), xhat.reshape(-1, C)
     dbias = d2.sum(axis=0)
     dweight = (d2 * x2).sum(axis=0)
     dxhat = dout * weight
-    dx = rstd * (dxhat - dxhat.mean(axis=-1, keepdims=True)
-                 - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
+    proj = xp.einsum("...c,...c->...", dxhat, xhat)[..., None] / C      # mean_c(dxhat * xhat), (..., 1)
+    dx = dxhat                                          # updated in place: three terms, then * rstd
+    dx -= dxhat.mean(axis=-1, keepdims=True)
+    dx -= xhat * proj
+    dx *= rstd
     return dx, dweight, dbias
 
 

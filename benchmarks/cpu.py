@@ -1,0 +1,353 @@
+"""CPU speed: minillm (NumPy) next to the same network in PyTorch (CPU), measured in one run.
+
+    python benchmarks/cpu.py [--seconds 10] [--cases gpt,lstm,generate,attention]
+
+Cases (issue 7):
+  gpt        GPT training step: n_layer 4, n_embd 256, n_head 4, block 128, batch 16, vocab 256,
+             AdamW, float32, dropout 0 (forward + backward + optimizer step)
+  lstm       the article's LSTM LM: vocab 256, embedding 128, hidden 256, T 64, batch 32, Adam
+  generate   512 new tokens from the GPT above (greedy), with and without the KV cache
+  attention  scaled dot-product attention forward + backward, causal, B 4, H 8, D 64, T 128/512/1024
+
+Each (case, implementation) runs in its own subprocess, so threads and peak memory are its own;
+the implementations alternate for ``--rounds`` rounds and each keeps its best round (machines
+shared with other work drift by 10-30 % over a minute; alternating exposes both to the same drift).
+PyTorch gets ``torch.set_num_threads`` equal to NumPy's BLAS threads. For each row the script
+prints tokens/s, the ratio minillm / PyTorch, achieved GFLOP/s and its fraction of this machine's
+float32 matmul peak (measured here with one large matmul), and the peak resident memory: both the
+process's and the part above what it held after importing its library (the model and its work).
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, ROOT)
+
+GPT = dict(n_layer=4, n_embd=256, n_head=4, block_size=128, vocab_size=256, batch=16)
+LSTM = dict(vocab=256, emb=128, hidden=256, T=64, batch=32)
+ATT = dict(B=4, H=8, D=64)
+
+
+def rss_mib():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_mib():
+    """Peak resident memory of this process (VmHWM; unlike ru_maxrss it is not inherited across exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed(step, seconds, warmup=3):
+    """Run step() a few times untimed, then for at least ``seconds``; return the median seconds
+    per call (the median, not the mean, so a burst from another process on a shared machine
+    does not decide the figure)."""
+    for _ in range(warmup):
+        step()
+    times, t0 = [], time.perf_counter()
+    while len(times) < 5 or time.perf_counter() - t0 < seconds:
+        t1 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t1)
+    return float(np.median(times))
+
+
+def gpt_flops_per_token(c=GPT):
+    """Training FLOPs per token: 6 per parameter touched by a matmul + attention (PaLM appendix B)."""
+    C, L, T, V = c["n_embd"], c["n_layer"], c["block_size"], c["vocab_size"]
+    n_matmul = L * 12 * C * C + V * C
+    return 6 * n_matmul + 6 * L * T * C     # causal: half of 12 L T C
+
+
+def lstm_flops_per_token(c=LSTM):
+    E, Hd, V = c["emb"], c["hidden"], c["vocab"]
+    return 6 * (4 * Hd * (E + Hd) + Hd * V)
+
+
+def attention_flops(T, c=ATT):
+    """Causal: half of 4 B H T^2 D forward, 2.5x that for forward + backward."""
+    return 3.5 * 2 * c["B"] * c["H"] * T * T * c["D"]
+
+
+# ============================================================================ minillm workers
+def mini_gpt(seconds):
+    import minillm
+    from minillm.models import GPT as Model, GPTConfig
+    from minillm.nn import CrossEntropyLoss
+    from minillm.optim import AdamW, param_groups
+    base = rss_mib()
+    minillm.manual_seed(0)
+    c = {k: v for k, v in GPT.items() if k != "batch"}
+    model = Model(GPTConfig(**c, dropout=0.0))
+    opt, loss_fn = AdamW(param_groups(model, 0.1), lr=3e-4), CrossEntropyLoss()
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, GPT["vocab_size"], (GPT["batch"], GPT["block_size"]))
+    y = rng.integers(0, GPT["vocab_size"], (GPT["batch"], GPT["block_size"]))
+
+    def step():
+        loss_fn(model(x), y)
+        model.zero_grad()
+        model.backward(loss_fn.backward())
+        opt.step()
+    sec = timed(step, seconds)
+    return dict(tok_s=GPT["batch"] * GPT["block_size"] / sec, base=base)
+
+
+def mini_lstm(seconds):
+    import minillm
+    from minillm.models import LSTMLM, LSTMConfig
+    from minillm.nn import CrossEntropyLoss
+    from minillm.optim import Adam
+    base = rss_mib()
+    minillm.manual_seed(0)
+    model = LSTMLM(LSTMConfig(vocab_size=LSTM["vocab"], embed_dim=LSTM["emb"], hidden_size=LSTM["hidden"]))
+    opt, loss_fn = Adam(model.parameters(), lr=1e-3), CrossEntropyLoss()
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, LSTM["vocab"], (LSTM["batch"], LSTM["T"]))
+    y = rng.integers(0, LSTM["vocab"], (LSTM["batch"], LSTM["T"]))
+
+    def step():
+        loss_fn(model(x), y)
+        model.zero_grad()
+        model.backward(loss_fn.backward())
+        opt.step()
+    sec = timed(step, seconds)
+    return dict(tok_s=LSTM["batch"] * LSTM["T"] / sec, base=base)
+
+
+def mini_generate(seconds, n_new=512):
+    import minillm
+    from minillm.models import GPT as Model, GPTConfig
+    base = rss_mib()
+    minillm.manual_seed(0)
+    model = Model(GPTConfig(**{k: v for k, v in GPT.items() if k != "batch"}))
+    prompt = np.zeros((1, 1), dtype=np.int64)
+    out = {}
+    for use_cache in (True, False):
+        t0 = time.perf_counter()
+        ids = model.generate(prompt, n_new, do_sample=False, use_cache=use_cache)
+        out[use_cache] = (ids, time.perf_counter() - t0)
+    same = bool(np.array_equal(out[True][0], out[False][0]))
+    return dict(cache_tok_s=n_new / out[True][1], nocache_tok_s=n_new / out[False][1], identical=same, base=base)
+
+
+def mini_attention(seconds, T):
+    from minillm.nn.attention import scaled_dot_product_attention, scaled_dot_product_attention_backward
+    base = rss_mib()
+    rng = np.random.default_rng(0)
+    q, k, v, dout = (rng.standard_normal((ATT["B"], ATT["H"], T, ATT["D"])).astype(np.float32) for _ in range(4))
+
+    def step():
+        _, cache = scaled_dot_product_attention(q, k, v, is_causal=True)
+        scaled_dot_product_attention_backward(dout, cache)
+    sec = timed(step, seconds)
+    return dict(tok_s=ATT["B"] * T / sec, base=base)
+
+
+# ============================================================================ PyTorch workers
+def torch_gpt_model(torch, c):
+    import torch.nn.functional as F
+    C, T, V = c["n_embd"], c["block_size"], c["vocab_size"]
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wte, self.wpe = torch.nn.Embedding(V, C), torch.nn.Embedding(T, C)
+            self.h = torch.nn.ModuleList(torch.nn.TransformerEncoderLayer(
+                C, c["n_head"], 4 * C, dropout=0.0, activation=lambda a: F.gelu(a, approximate="tanh"),
+                batch_first=True, norm_first=True) for _ in range(c["n_layer"]))
+            self.ln_f = torch.nn.LayerNorm(C)
+
+        def forward(self, idx):
+            x = self.wte(idx) + self.wpe.weight[: idx.shape[1]]
+            mask = torch.nn.Transformer.generate_square_subsequent_mask(idx.shape[1])
+            for layer in self.h:
+                x = layer(x, src_mask=mask, is_causal=True)
+            return self.ln_f(x) @ self.wte.weight.T
+    return Net()
+
+
+def torch_gpt(seconds):
+    import torch
+    import torch.nn.functional as F
+    base = rss_mib()
+    torch.manual_seed(0)
+    net = torch_gpt_model(torch, GPT)
+    opt = torch.optim.AdamW(net.parameters(), lr=3e-4, weight_decay=0.1)
+    x = torch.randint(0, GPT["vocab_size"], (GPT["batch"], GPT["block_size"]))
+    y = torch.randint(0, GPT["vocab_size"], (GPT["batch"], GPT["block_size"]))
+
+    def step():
+        loss = F.cross_entropy(net(x).reshape(-1, GPT["vocab_size"]), y.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    sec = timed(step, seconds)
+    return dict(tok_s=GPT["batch"] * GPT["block_size"] / sec, base=base)
+
+
+def torch_lstm(seconds):
+    import torch
+    import torch.nn.functional as F
+    base = rss_mib()
+    torch.manual_seed(0)
+    emb = torch.nn.Embedding(LSTM["vocab"], LSTM["emb"])
+    lstm = torch.nn.LSTM(LSTM["emb"], LSTM["hidden"], batch_first=True)
+    head = torch.nn.Linear(LSTM["hidden"], LSTM["vocab"])
+    params = [*emb.parameters(), *lstm.parameters(), *head.parameters()]
+    opt = torch.optim.Adam(params, lr=1e-3)
+    x = torch.randint(0, LSTM["vocab"], (LSTM["batch"], LSTM["T"]))
+    y = torch.randint(0, LSTM["vocab"], (LSTM["batch"], LSTM["T"]))
+
+    def step():
+        loss = F.cross_entropy(head(lstm(emb(x))[0]).reshape(-1, LSTM["vocab"]), y.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    sec = timed(step, seconds)
+    return dict(tok_s=LSTM["batch"] * LSTM["T"] / sec, base=base)
+
+
+def torch_attention(seconds, T):
+    import torch
+    import torch.nn.functional as F
+    base = rss_mib()
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(ATT["B"], ATT["H"], T, ATT["D"], generator=g, requires_grad=True) for _ in range(3))
+    dout = torch.randn(ATT["B"], ATT["H"], T, ATT["D"], generator=g)
+
+    def step():
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        out.backward(dout)
+    sec = timed(step, seconds)
+    return dict(tok_s=ATT["B"] * T / sec, base=base)
+
+
+def matmul_peak_gflops(n=2048, reps=10):
+    """This machine's float32 matmul rate with NumPy's BLAS: the best of ``reps`` n x n products."""
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    a @ a
+    best = min(_time_once(lambda: a @ a) for _ in range(reps))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _time_once(f):
+    t0 = time.perf_counter()
+    f()
+    return time.perf_counter() - t0
+
+
+# ============================================================================ runner
+def worker(case, impl, seconds, T):
+    # one small matmul first, so the BLAS's per-thread buffers count in the baseline, not the work
+    if impl == "torch":
+        import torch
+        torch.set_num_threads(blas_threads())
+        torch.ones(1024, 1024) @ torch.ones(1024, 1024)
+    else:
+        np.ones((1024, 1024), np.float32) @ np.ones((1024, 1024), np.float32)
+    fn = {("gpt", "minillm"): mini_gpt, ("gpt", "torch"): torch_gpt, ("lstm", "minillm"): mini_lstm,
+          ("lstm", "torch"): torch_lstm, ("generate", "minillm"): mini_generate,
+          ("attention", "minillm"): mini_attention, ("attention", "torch"): torch_attention}[(case, impl)]
+    res = fn(seconds, T) if case == "attention" else fn(seconds)
+    res["peak"] = peak_mib()
+    res["above_base"] = res["peak"] - res.pop("base")
+    print("RESULT " + json.dumps(res))
+
+
+def best_of(rounds, case, seconds, T=0, torch=True):
+    """(minillm result, torch result or None): alternate the two for ``rounds``, keep each one's best."""
+    runs = {"minillm": [], "torch": []}
+    for _ in range(rounds):
+        for impl in ("minillm", "torch") if torch else ("minillm",):
+            runs[impl].append(run_worker(case, impl, seconds, T))
+    pick = [max(r, key=lambda x: x["tok_s"]) if r else None for r in runs.values()]
+    return pick[0], pick[1]
+
+
+def run_worker(case, impl, seconds, T=0):
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", case, impl, "--seconds", str(seconds), "--T", str(T)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    if "No module named 'torch'" in proc.stderr:
+        return None
+    raise RuntimeError(f"{case}/{impl} failed:\n{proc.stderr[-3000:]}")
+
+
+def blas_threads():
+    try:
+        from threadpoolctl import threadpool_info
+        return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+    except Exception:
+        return int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=10.0, help="timed seconds per case and implementation")
+    ap.add_argument("--cases", default="gpt,lstm,generate,attention")
+    ap.add_argument("--rounds", type=int, default=2, help="alternating rounds; each side keeps its best")
+    ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--T", type=int, default=0, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        return worker(*args.worker, args.seconds, args.T)
+    import platform
+    peak = matmul_peak_gflops()
+    try:
+        import torch
+        torch_name = f"PyTorch {torch.__version__}"
+    except ImportError:
+        torch_name = None
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, BLAS threads "
+          f"{blas_threads()}; NumPy {np.__version__}; {torch_name or 'PyTorch not installed'}; "
+          f"date {time.strftime('%Y-%m-%d')}")
+    print(f"float32 matmul peak (NumPy, 2048^3): {peak:.1f} GFLOP/s")
+    print(f"{'case':<22} {'minillm tok/s':>13} {'torch tok/s':>12} {'ratio':>6} {'GFLOP/s':>8} {'of peak':>7} "
+          f"{'MiB mini':>9} {'MiB torch':>9}   (MiB: peak RSS above the post-import baseline / absolute)")
+    cases = args.cases.split(",")
+    flops = {"gpt": gpt_flops_per_token(), "lstm": lstm_flops_per_token()}
+    for case in ("gpt", "lstm"):
+        if case in cases:
+            _row(f"{case} train step", *best_of(args.rounds, case, args.seconds, torch=bool(torch_name)),
+                 flops[case], peak)
+    if "attention" in cases:
+        for T in (128, 512, 1024):
+            per_tok = attention_flops(T) / (ATT["B"] * T)
+            _row(f"attention fwd+bwd T={T}", *best_of(args.rounds, "attention", args.seconds, T, bool(torch_name)),
+                 per_tok, peak)
+    if "generate" in cases:
+        g = run_worker("generate", "minillm", args.seconds)
+        print(f"generate 512 tokens (greedy, block 128): KV cache {g['cache_tok_s']:,.0f} tok/s, no cache "
+              f"{g['nocache_tok_s']:,.0f} tok/s, speed-up {g['cache_tok_s'] / g['nocache_tok_s']:.1f}x "
+              f"(goal >= 5x); tokens identical: {g['identical']}")
+
+
+def _row(name, mini, ref, flops_per_tok, peak):
+    gflops = mini["tok_s"] * flops_per_tok / 1e9
+    ratio = f"{mini['tok_s'] / ref['tok_s']:6.2f}" if ref else "     -"
+    ref_tok = f"{ref['tok_s']:12,.0f}" if ref else f"{'-':>12}"
+    ref_mem = f"{ref['above_base']:4.0f}/{ref['peak']:4.0f}" if ref else f"{'-':>9}"
+    print(f"{name:<22} {mini['tok_s']:13,.0f} {ref_tok} {ratio} {gflops:8.1f} {gflops / peak:7.2f} "
+          f"{mini['above_base']:4.0f}/{mini['peak']:4.0f} {ref_mem}")
+    if ref:
+        rg = ref["tok_s"] * flops_per_tok / 1e9
+        print(f"{'':<22} PyTorch: {rg:.1f} GFLOP/s = {rg / peak:.2f} of peak; memory ratio minillm/PyTorch "
+              f"(above baseline) {mini['above_base'] / max(ref['above_base'], 1):.2f}")
+
+
+if __name__ == "__main__":
+    main()
