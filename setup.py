@@ -22,7 +22,7 @@ setup(
     install_requires=["numpy>=1.23", "matplotlib>=3.5"],
     extras_require={
         "gpu": ["cupy-cuda12x"],
-        "test": ["pytest>=7", "hypothesis>=6"],
+        "test": ["pytest>=7", "hypothesis>=6", "nbformat>=5", "nbclient>=0.7", "ipykernel>=6"],
     },
     entry_points={"console_scripts": ["minillm = minillm.cli:main"]},
 )

@@ -190,6 +190,9 @@ class LSTM(Module):
         self.dropouts = ModuleList(Dropout(dropout) for _ in range(num_layers - 1))   # between layers, as torch
         self.dstate0 = None
 
+    def extra_repr(self):
+        return f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, batch_first={self.batch_first}"
+
     def _layer_params(self, layer):
         return [getattr(self, f"{n}_l{layer}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
 
