@@ -134,10 +134,12 @@ def mini_generate(seconds, n_new=512):
     model = Model(GPTConfig(**{k: v for k, v in GPT.items() if k != "batch"}))
     prompt = np.zeros((1, 1), dtype=np.int64)
     out = {}
-    for use_cache in (True, False):
+    for use_cache in (True, False, True, False):           # alternate, keep each mode's best run
         t0 = time.perf_counter()
         ids = model.generate(prompt, n_new, do_sample=False, use_cache=use_cache)
-        out[use_cache] = (ids, time.perf_counter() - t0)
+        dt = time.perf_counter() - t0
+        if use_cache not in out or dt < out[use_cache][1]:
+            out[use_cache] = (ids, dt)
     same = bool(np.array_equal(out[True][0], out[False][0]))
     return dict(cache_tok_s=n_new / out[True][1], nocache_tok_s=n_new / out[False][1], identical=same, base=base)
 

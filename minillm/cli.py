@@ -1,4 +1,4 @@
-"""The ``minillm`` command line: train, generate, fill-mask, classify, gradcheck.
+"""The ``minillm`` command line: train, generate, fill-mask, classify, plot-attention, gradcheck.
 
     minillm train                      # a small character GPT on the built-in corpus (< 5 min, 2 cores)
     minillm generate --ckpt runs/gpt-... --prompt "The "
@@ -84,6 +84,23 @@ def cmd_classify(args):
     return 0
 
 
+def cmd_plot_attention(args):
+    from . import commands
+    from .plots import attention_maps, plot_attention
+    model, tok, meta = commands.load_model(args.ckpt, ("gpt", "bert"))
+    ids = tok.encode(args.text, allowed_special=True)
+    limit = meta["model_config"].get("block_size") or meta["model_config"].get("max_position")
+    if not ids:
+        raise UsageError("--text is empty")
+    if len(ids) > limit:
+        raise UsageError(f"--text has {len(ids)} tokens; this model reads at most {limit}")
+    labels = [tok.decode([i]) for i in ids]
+    path = plot_attention(attention_maps(model, ids), labels, args.out,
+                          f"{meta['kind']} {args.ckpt}: attention weights (row: query, column: key)")
+    print(f"wrote {path} ({len(ids)} tokens, {len(labels)} labels)")
+    return 0
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="minillm", description="Language models from first principles, every backward pass by hand.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -143,6 +160,12 @@ def build_parser():
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out", metavar="DIR")
     c.set_defaults(func=cmd_classify)
+
+    a = sub.add_parser("plot-attention", help="draw a GPT or BERT checkpoint's attention weights on a text (PNG)")
+    a.add_argument("--ckpt", required=True, metavar="DIR")
+    a.add_argument("--text", required=True)
+    a.add_argument("--out", default="attention.png", metavar="PNG")
+    a.set_defaults(func=cmd_plot_attention)
 
     k = sub.add_parser("gradcheck", help="check every hand-written backward against finite differences (float64)")
     k.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")

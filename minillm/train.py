@@ -179,16 +179,18 @@ class Trainer:
 
 
 def plot_log(log_path, png_path):
-    """Draw train and validation loss from log.csv into a PNG (matplotlib, no display needed)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Draw train and validation loss from log.csv into a PNG (matplotlib, no display needed).
+
+    A bare ``Figure`` (not pyplot) draws without choosing a GUI backend, so calling this inside a
+    notebook leaves the notebook's own plotting alone."""
+    from matplotlib.figure import Figure
     with open(log_path) as f:
         rows = list(csv.DictReader(f))
     if not rows:
         return
     steps = [int(r["step"]) for r in rows]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.subplots()
     ax.plot(steps, [float(r["train_loss"]) for r in rows], label="train loss", lw=1)
     val = [(int(r["step"]), float(r["val_loss"])) for r in rows if r["val_loss"]]
     if val:
@@ -199,4 +201,3 @@ def plot_log(log_path, png_path):
     ax.legend()
     fig.tight_layout()
     fig.savefig(png_path, dpi=110)
-    plt.close(fig)

@@ -95,6 +95,13 @@ def test_resume_continues(runs, capsys):
     (["train", "--data", "CKPT/empty.txt", "--out", "CKPT/e"], 1, "is empty"),
     (["train", "--data", "CKPT/latin1.txt", "--out", "CKPT/l"], 1, "is not valid UTF-8"),
     (["generate", "--ckpt", "CKPT/broken", "--prompt", "x"], 1, "is truncated or corrupted"),
+    (["generate", "--ckpt", "CKPT/gpt", "--prompt", "x", "--top-p", "0"], 2, "must lie in (0, 1], got 0"),
+    (["generate", "--ckpt", "CKPT/gpt", "--prompt", "x", "--top-k", "0"], 2, "must be a positive integer"),
+    (["plot-attention", "--ckpt", "CKPT/lstm", "--text", "def"], 1, "holds a 'lstm' model; this command needs 'gpt' or 'bert'"),
+    (["plot-attention", "--ckpt", "CKPT/gpt", "--text", ""], 2, "--text is empty"),
+    (["plot-attention", "--ckpt", "CKPT/gpt", "--text", "x" * 40], 2, "this model reads at most 16"),
+    (["classify", "--ckpt", "CKPT/gpt"], 1, "holds a 'gpt' model, expected 'bert'"),
+    (["classify", "--ckpt", "CKPT/bert", "--lr", "-1"], 2, "must be > 0, got -1"),
 ])
 def test_bad_input_one_line_error_and_exit_code(runs, args, code, message):
     (runs / "tiny.txt").write_text("short text")
@@ -108,6 +115,14 @@ def test_bad_input_one_line_error_and_exit_code(runs, args, code, message):
     assert message in out.stderr, out.stderr
     if code == 1:
         assert out.stderr.strip().count("\n") == 0 or "minillm: error:" in out.stderr.splitlines()[-1]
+
+
+@pytest.mark.parametrize("model", ["gpt", "bert"])
+def test_plot_attention_writes_a_png(runs, tmp_path, model):
+    png = tmp_path / f"{model}.png"
+    out = run("plot-attention", "--ckpt", str(runs / model), "--text", "def f(x):", "--out", str(png))
+    assert out.returncode == 0, out.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_gradcheck_command_passes():

@@ -17,9 +17,10 @@ from .module import Module, Parameter
 def layernorm_forward(x, weight, bias, eps=1e-5):
     """x: (..., C), weight, bias: (C,) -> out: (..., C). Saves xhat and rstd for the backward pass."""
     xp = backend.get_array_module(x)
-    mean = x.mean(axis=-1, keepdims=True)                  # (..., 1)
+    inv_c = 1.0 / x.shape[-1]                              # sum * (1/C): x.mean() adds a Python-level wrapper
+    mean = x.sum(axis=-1, keepdims=True) * inv_c           # (..., 1)
     xhat = x - mean                                        # centred x, normalised in place below
-    rstd = 1.0 / xp.sqrt(xp.einsum("...c,...c->...", xhat, xhat)[..., None] / x.shape[-1] + eps)  # (..., 1)
+    rstd = 1.0 / xp.sqrt(xp.einsum("...c,...c->...", xhat, xhat)[..., None] * inv_c + eps)  # (..., 1)
     xhat *= rstd
     out = xhat * weight
     out += bias
@@ -46,7 +47,7 @@ def layernorm_backward(dout, cache):
     dxhat = dout * weight
     proj = xp.einsum("...c,...c->...", dxhat, xhat)[..., None] / C      # mean_c(dxhat * xhat), (..., 1)
     dx = dxhat                                          # updated in place: three terms, then * rstd
-    dx -= dxhat.mean(axis=-1, keepdims=True)
+    dx -= dxhat.sum(axis=-1, keepdims=True) / C
     dx -= xhat * proj
     dx *= rstd
     return dx, dweight, dbias

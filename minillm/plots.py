@@ -1,0 +1,48 @@
+"""Figures from the command line: what a trained model attends to.
+
+    minillm plot-attention --ckpt DIR --text "Return the list." [--out attention.png]
+
+Runs the text through a GPT or BERT checkpoint on the NumPy backend and draws, for every layer
+(rows) and head (columns), the attention weights P = softmax(QK^T / sqrt(d) + mask) of that
+layer: row i of a map is how query position i spreads its attention over the key positions.
+"""
+import numpy as np
+
+from . import backend
+
+
+def attention_maps(model, ids):
+    """ids: (T,) token ids -> list over layers of (H, T, T) attention weights (the plain path's P)."""
+    blocks = model.h if hasattr(model, "h") else model.bert.layers
+    model.eval()
+    with_batch = backend.to_device(np.asarray(ids, dtype=np.int64)[None])
+    model(with_batch)
+    maps = []
+    for block in blocks:
+        att_cache = block.self_attn.cache[1]
+        if att_cache[0] != "plain":
+            raise RuntimeError("attention maps need the plain attention path (the fused kernel keeps no P)")
+        maps.append(backend.to_numpy(att_cache[4][0]))           # ("plain", q, k, v, p, ...): p is (B, H, T, T)
+    for _, m in model.named_modules():
+        m.cache = None                                            # forward-only: drop every cache
+    return maps
+
+
+def plot_attention(maps, labels, path, title=""):
+    """Draw a grid of heat maps (layers x heads) with token labels on both axes; writes a PNG."""
+    from matplotlib.figure import Figure          # no pyplot: no GUI backend is chosen
+    L, H = len(maps), maps[0].shape[0]
+    size = 1.2 + 0.18 * len(labels)
+    fig = Figure(figsize=(size * H, size * L))
+    axes = fig.subplots(L, H, squeeze=False)
+    for layer in range(L):
+        for head in range(H):
+            ax = axes[layer][head]
+            ax.imshow(maps[layer][head], cmap="viridis", vmin=0, vmax=1)
+            ax.set_xticks(range(len(labels)), labels, fontsize=6, rotation=90)
+            ax.set_yticks(range(len(labels)), labels, fontsize=6)
+            ax.set_title(f"layer {layer} head {head}", fontsize=8)
+    fig.suptitle(title or "attention weights (row: query, column: key)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return path
