@@ -3,6 +3,7 @@
     pip install -e .            # NumPy backend (CPU)
     pip install -e ".[test]"    # + pytest, hypothesis for the test suite
     pip install -e ".[gpu]"     # + CuPy for the GPU backend and fused kernel
+    pip install -e ".[hf]"      # + safetensors, to load and save Hugging Face GPT-2 / BERT directories
 
 The CUDA source lives in the top-level ``kernels/`` folder (so it reads as its
 own part of the project) and is installed as the subpackage ``minillm.kernels``.
@@ -22,7 +23,8 @@ setup(
     install_requires=["numpy>=1.23", "matplotlib>=3.5"],
     extras_require={
         "gpu": ["cupy-cuda12x"],
-        "test": ["pytest>=7", "hypothesis>=6", "nbformat>=5", "nbclient>=0.7", "ipykernel>=6"],
+        "hf": ["safetensors>=0.4"],       # GPT.from_pretrained / save_pretrained (Hugging Face format)
+        "test": ["pytest>=7", "hypothesis>=6", "nbformat>=5", "nbclient>=0.7", "ipykernel>=6", "safetensors>=0.4"],
     },
     entry_points={"console_scripts": ["minillm = minillm.cli:main"]},
 )

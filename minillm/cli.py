@@ -132,8 +132,11 @@ def build_parser():
     t.add_argument("--resume", action="store_true", help="continue the checkpoint in --out exactly")
     t.set_defaults(func=cmd_train)
 
-    g = sub.add_parser("generate", help="continue a prompt with a trained GPT or LSTM")
-    g.add_argument("--ckpt", required=True, metavar="DIR")
+    g = sub.add_parser("generate", help="continue a prompt with a trained GPT or LSTM, or a GPT-2 directory")
+    src = g.add_mutually_exclusive_group(required=True)
+    src.add_argument("--ckpt", metavar="DIR", help="a checkpoint from `minillm train`")
+    src.add_argument("--pretrained", metavar="DIR", help="a Hugging Face GPT-2 directory: config.json, "
+                     "model.safetensors, vocab.json, merges.txt")
     g.add_argument("--prompt", required=True)
     g.add_argument("--max-new-tokens", type=_positive_int, default=200)
     g.add_argument("--temperature", type=_positive_float, default=1.0)

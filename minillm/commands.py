@@ -115,7 +115,10 @@ def train(args):
 
 def generate(args):
     """minillm generate: prints the prompt and its continuation."""
-    model, tok, meta = load_model(args.ckpt, ("gpt", "lstm"))
+    if getattr(args, "pretrained", None):
+        model, tok, meta = load_pretrained_gpt2(args.pretrained)
+    else:
+        model, tok, meta = load_model(args.ckpt, ("gpt", "lstm"))
     ids = tok.encode(args.prompt)
     if not ids:
         raise ValueError("the prompt is empty")
@@ -132,6 +135,21 @@ def generate(args):
     dt = time.perf_counter() - t0
     print(tok.decode(out[0].tolist()))
     print(f"({args.max_new_tokens} tokens in {dt:.2f} s, {args.max_new_tokens / dt:.0f} tokens/s)", file=sys.stderr)
+
+
+def load_pretrained_gpt2(path):
+    """(GPT, its GPT-2 tokenizer, meta) from a Hugging Face GPT-2 directory with vocab.json + merges.txt."""
+    path = Path(path)
+    for name in ("vocab.json", "merges.txt"):
+        if not (path / name).is_file():
+            raise FileNotFoundError(f"{path}: {name} is missing (a GPT-2 directory has vocab.json and merges.txt)")
+    model = GPT.from_pretrained(path)
+    tok = ByteBPETokenizer.from_gpt2_files(path / "vocab.json", path / "merges.txt")
+    if tok.vocab_size > model.config.vocab_size:
+        raise ValueError(f"{path}: the tokenizer has {tok.vocab_size} tokens but the model only {model.config.vocab_size}")
+    print(f"loaded GPT-2 from {path}: {model.num_parameters():,} parameters, vocabulary {model.config.vocab_size}",
+          file=sys.stderr)
+    return model, tok, {"kind": "gpt", "model_config": model.config_dict()}
 
 
 def fill_mask(model, tok, text, top):

@@ -97,28 +97,33 @@ def merge_pair(ids, pair, new_id):
 
 
 class ByteBPETokenizer:
-    """Byte-level BPE: ids 0..255 are bytes, 256.. are merges in the order learned, then specials."""
+    """Byte-level BPE: ids 0..255 are bytes, 256.. are merges in the order learned, then specials.
+
+    ``ids`` (optional) renumbers tokens, for vocabularies made elsewhere (GPT-2's vocab.json):
+    ids[i] is the id of internal token i (byte i for i < 256, merge i - 256 after that).
+    """
 
     kind = "bpe"
 
-    def __init__(self, merges, special_tokens=()):
+    def __init__(self, merges, special_tokens=(), ids=None, special_ids=None):
         self.merges = [tuple(m) for m in merges]                       # [(a, b)]: merged into 256 + i
         self.ranks = {pair: i for i, pair in enumerate(self.merges)}
         self.token_bytes = [bytes([i]) for i in range(256)]
         for a, b in self.merges:
             self.token_bytes.append(self.token_bytes[a] + self.token_bytes[b])
-        self.special_tokens = {s: len(self.token_bytes) + i for i, s in enumerate(special_tokens)}
+        if special_ids is None:
+            special_ids = [len(self.token_bytes) + i for i in range(len(special_tokens))]
+        self.special_tokens = dict(zip(special_tokens, special_ids))
         self.id_to_special = {i: s.encode("utf-8") for s, i in self.special_tokens.items()}
+        self.ids = None if ids is None else list(ids)                  # internal -> external id
+        self.internal = None if ids is None else {e: i for i, e in enumerate(self.ids)}
         self._cache = {}
 
     @property
     def vocab_size(self):
-        return len(self.token_bytes) + len(self.special_tokens)
-
-    def token_to_id(self, token):
-        if token in self.special_tokens:
-            return self.special_tokens[token]
-        raise KeyError(f"unknown special token {token!r}")
+        if self.ids is None:
+            return len(self.token_bytes) + len(self.special_tokens)
+        return max(self.ids + list(self.special_tokens.values())) + 1
 
     # ------------------------------------------------------------------ training
     @classmethod
@@ -185,16 +190,80 @@ class ByteBPETokenizer:
                 ids.append(self.special_tokens[part])
             else:
                 for piece in SPLIT_PATTERN.findall(part):
-                    ids.extend(self._encode_piece(piece))
+                    toks = self._encode_piece(piece)
+                    ids.extend(toks if self.ids is None else [self.ids[t] for t in toks])
         return ids
 
     def decode(self, ids):
         """Bytes of every id joined, then UTF-8 decoded (an incomplete character shows as U+FFFD)."""
-        data = b"".join(self.id_to_special.get(i) or self.token_bytes[i] for i in ids)
+        data = b"".join(self.id_to_special.get(i) or
+                        self.token_bytes[i if self.internal is None else self.internal[i]] for i in ids)
         return data.decode("utf-8", errors="replace")
 
     def to_dict(self):
-        return {"type": "bpe", "merges": [list(m) for m in self.merges], "special_tokens": list(self.special_tokens)}
+        d = {"type": "bpe", "merges": [list(m) for m in self.merges], "special_tokens": list(self.special_tokens)}
+        if self.ids is not None:
+            d.update(ids=self.ids, special_ids=list(self.special_tokens.values()))
+        return d
+
+    # ------------------------------------------------------------------ GPT-2's files
+    @classmethod
+    def from_gpt2_files(cls, vocab_path, merges_path):
+        """Load GPT-2's vocab.json (token string -> id) and merges.txt (one "a b" pair per line, by rank).
+
+        GPT-2 writes each byte as a printable character (``gpt2_byte_chars``) so that tokens are
+        readable strings; a token string is the concatenation of its bytes' characters.
+        """
+        with open(vocab_path, encoding="utf-8") as f:
+            vocab = json.load(f)
+        with open(merges_path, encoding="utf-8") as f:
+            lines = [ln for ln in f.read().split("\n") if ln and not ln.startswith("#version")]
+        byte_char = gpt2_byte_chars()
+        internal = {byte_char[b]: b for b in range(256)}               # token string -> internal id
+        merges = []
+        for n, line in enumerate(lines):
+            a, b = line.split(" ")
+            if a not in internal or b not in internal:
+                raise ValueError(f"{merges_path}: line {n + 2} merges {line!r}, whose parts are not tokens yet")
+            merges.append((internal[a], internal[b]))
+            internal[a + b] = 256 + n
+        strings = sorted(internal, key=internal.get)                   # internal order
+        missing = [t for t in strings if t not in vocab]
+        if missing:
+            raise ValueError(f"{vocab_path} has no id for token {missing[0]!r} (made by merges.txt)")
+        specials = [t for t in vocab if t not in internal]             # e.g. <|endoftext|>
+        return cls(merges, specials, ids=[vocab[t] for t in strings], special_ids=[vocab[t] for t in specials])
+
+    def save_gpt2_files(self, directory):
+        """Write vocab.json and merges.txt in GPT-2's format (readable by transformers' GPT2Tokenizer)."""
+        from pathlib import Path
+        byte_char = gpt2_byte_chars()
+        strings = ["".join(byte_char[b] for b in t) for t in self.token_bytes]
+        ids = self.ids or list(range(len(strings)))
+        vocab = {s: i for s, i in zip(strings, ids)}
+        vocab.update(self.special_tokens)
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+        merges = "\n".join(f"{strings[a]} {strings[b]}" for a, b in self.merges)
+        (directory / "merges.txt").write_text("#version: 0.2\n" + merges + "\n", encoding="utf-8")
+        return directory
+
+
+def gpt2_byte_chars():
+    """GPT-2's printable stand-in for each byte value: {byte: one-character string}.
+
+    Bytes that are already visible, non-space characters in Latin-1 ('!'..'~', '¡'..'¬', '®'..'ÿ')
+    stand for themselves; the other 68 (control characters, space, ...) are given the characters
+    chr(256), chr(257), ... in byte order, so every token prints as visible text.
+    """
+    visible = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    chars, extra = {b: chr(b) for b in visible}, 0
+    for b in range(256):
+        if b not in chars:
+            chars[b] = chr(256 + extra)
+            extra += 1
+    return chars
 
 
 def tokenizer_from_dict(d):
@@ -202,7 +271,7 @@ def tokenizer_from_dict(d):
     if d.get("type") == "char":
         return CharTokenizer(d["chars"], d.get("special_tokens", ()))
     if d.get("type") == "bpe":
-        return ByteBPETokenizer(d["merges"], d.get("special_tokens", ()))
+        return ByteBPETokenizer(d["merges"], d.get("special_tokens", ()), d.get("ids"), d.get("special_ids"))
     raise ValueError(f"unknown tokenizer type {d.get('type')!r} (expected 'char' or 'bpe')")
 
 

@@ -56,6 +56,12 @@ class BERT(Module):
             x = layer(x, key_padding_mask=key_padding_mask)
         return x
 
+    @classmethod
+    def from_pretrained(cls, path):
+        """The encoder of a Hugging Face BERT directory (config.json + model.safetensors)."""
+        from ..pretrained import load_bert
+        return load_bert(path, with_mlm_head=False)
+
     def backward(self, dx):
         for layer in reversed(self.layers):
             dx = layer.backward(dx)
@@ -80,6 +86,17 @@ class BertForMaskedLM(Module):
         h = self.transform_norm(self.act(self.transform(h)))
         logits, self.cache = linear_forward(h, self.bert.tok.weight.data, self.decoder_bias.data)
         return logits
+
+    @classmethod
+    def from_pretrained(cls, path):
+        """Encoder and masked-LM head from a Hugging Face BertForMaskedLM directory."""
+        from ..pretrained import load_bert
+        return load_bert(path)
+
+    def save_pretrained(self, path):
+        """Write this model as a Hugging Face BertForMaskedLM directory."""
+        from ..pretrained import save_bert
+        return save_bert(self, path)
 
     def backward(self, dlogits):
         dh, dtok, dbias = linear_backward(dlogits, self.pop_cache())
