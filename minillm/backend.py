@@ -159,16 +159,17 @@ def scatter_add(target, index, values):
     return target
 
 
-def for_blocks(fn, n, block=1 << 16):
+def for_blocks(fn, n, like, block=1 << 16):
     """Call fn(start, stop) over [0, n) in blocks of ``block`` items, one after the other.
 
     For long elementwise formulas on NumPy (the GELU): a block of 64K float32 values (256 KB)
     stays in the CPU's L2 cache across the several passes of the formula, instead of streaming
     the whole (B, T, 4C) array through main memory at every pass. (Running the blocks on a thread
     pool was tried and measured no faster: OpenBLAS's own threads hold the cores.)
-    On CuPy, where each operation is one parallel GPU kernel, fn(0, n) is called once.
+    On CuPy (``like`` is a CuPy array), where each operation is one parallel GPU kernel,
+    fn(0, n) is called once.
     """
-    if _state["xp"] is not np:
+    if get_array_module(like) is not np:
         fn(0, n)
         return
     for i in range(0, n, block):

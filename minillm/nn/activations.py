@@ -38,7 +38,7 @@ def gelu_forward(x, approximate="tanh"):
         x = xp.ascontiguousarray(x)
         out, t = xp.empty_like(x), xp.empty_like(x)
         xf, of, tf = x.reshape(-1), out.reshape(-1), t.reshape(-1)
-        backend.for_blocks(lambda i, j: _gelu_tanh(xf[i:j], of[i:j], tf[i:j]), x.size)   # see for_blocks
+        backend.for_blocks(lambda i, j: _gelu_tanh(xf[i:j], of[i:j], tf[i:j]), x.size, x)   # see for_blocks
         return out, ("tanh", x, t)
     phi_cdf = 0.5 * (1.0 + backend.erf(x * _INV_SQRT_2))
     return x * phi_cdf, ("none", x, phi_cdf)
@@ -74,7 +74,7 @@ def gelu_backward(dout, cache):
         dout = xp.ascontiguousarray(dout)
         dx = xp.empty_like(dout)
         xf, sf, df, of = x.reshape(-1), s.reshape(-1), dout.reshape(-1), dx.reshape(-1)
-        backend.for_blocks(lambda i, j: _gelu_tanh_grad(xf[i:j], sf[i:j], df[i:j], of[i:j]), x.size)
+        backend.for_blocks(lambda i, j: _gelu_tanh_grad(xf[i:j], sf[i:j], df[i:j], of[i:j]), x.size, x)
         return dx
     pdf = _INV_SQRT_2PI * xp.exp(-0.5 * x * x)
     return dout * (s + x * pdf)
