@@ -4,7 +4,8 @@
 
 nanoGPT's CPU character recipe: n_layer 4, n_head 4, n_embd 128, block_size 64, batch 12,
 AdamW (lr 1e-3, betas 0.9/0.99, weight decay 0.1), 100 warm-up steps then constant lr,
-gradient clipping 1.0, dropout 0, on the built-in corpus (character-level, 90/10 split).
+gradient clipping 1.0, dropout 0, GPT-2's initialisation on both sides, on the built-in corpus
+(character-level, 90/10 split).
 Each implementation trains for the same number of wall-clock seconds; then both are scored
 on the same 40 validation batches. PyTorch uses as many threads as NumPy's BLAS.
 Prints both validation losses, their ratio (minillm / PyTorch; <= 1 means minillm is at least
@@ -80,6 +81,18 @@ def run_torch(train, val_batches, vocab, seconds):
             return self.ln_f(x) @ self.wte.weight.T
 
     net = Net()
+    # nanoGPT's (= GPT-2's, = minillm's) initialisation, so that both sides start from the same
+    # distribution: N(0, 0.02) weights, zero biases, N(0, 0.02 / sqrt(2 L)) for the two projections
+    # that write into the residual stream. (TransformerEncoderLayer's own default is xavier/kaiming.)
+    with torch.no_grad():
+        proj_std = 0.02 / (2 * CFG["n_layer"]) ** 0.5
+        for layer in net.h:
+            layer.self_attn.in_proj_weight.normal_(0.0, 0.02)
+            layer.linear1.weight.normal_(0.0, 0.02)
+            layer.self_attn.out_proj.weight.normal_(0.0, proj_std)
+            layer.linear2.weight.normal_(0.0, proj_std)
+            for b in (layer.self_attn.in_proj_bias, layer.self_attn.out_proj.bias, layer.linear1.bias, layer.linear2.bias):
+                b.zero_()
     decay = [p for n, p in net.named_parameters() if p.dim() >= 2 and "wte" not in n and "wpe" not in n]
     rest = [p for n, p in net.named_parameters() if not (p.dim() >= 2 and "wte" not in n and "wpe" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
