@@ -81,49 +81,40 @@ def attention_flops(T, c=ATT):
 
 
 # ============================================================================ minillm workers
-def mini_gpt(seconds):
-    import minillm
-    from minillm.models import GPT as Model, GPTConfig
+def mini_train_rate(model, opt, vocab, batch, T, seconds, base):
+    """tokens/s of minillm training steps (forward, loss, backward, update) on fixed random ids."""
     from minillm.nn import CrossEntropyLoss
-    from minillm.optim import AdamW, param_groups
-    base = rss_mib()
-    minillm.manual_seed(0)
-    c = {k: v for k, v in GPT.items() if k != "batch"}
-    model = Model(GPTConfig(**c, dropout=0.0))
-    opt, loss_fn = AdamW(param_groups(model, 0.1), lr=3e-4), CrossEntropyLoss()
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, GPT["vocab_size"], (GPT["batch"], GPT["block_size"]))
-    y = rng.integers(0, GPT["vocab_size"], (GPT["batch"], GPT["block_size"]))
+    loss_fn, rng = CrossEntropyLoss(), np.random.default_rng(0)
+    x, y = rng.integers(0, vocab, (batch, T)), rng.integers(0, vocab, (batch, T))
 
     def step():
         loss_fn(model(x), y)
         model.zero_grad()
         model.backward(loss_fn.backward())
         opt.step()
-    sec = timed(step, seconds)
-    return dict(tok_s=GPT["batch"] * GPT["block_size"] / sec, base=base)
+    return dict(tok_s=batch * T / timed(step, seconds), base=base)
+
+
+def mini_gpt(seconds):
+    import minillm
+    from minillm.models import GPT as Model, GPTConfig
+    from minillm.optim import AdamW, param_groups
+    base = rss_mib()
+    minillm.manual_seed(0)
+    model = Model(GPTConfig(**{k: v for k, v in GPT.items() if k != "batch"}, dropout=0.0))
+    return mini_train_rate(model, AdamW(param_groups(model, 0.1), lr=3e-4), GPT["vocab_size"], GPT["batch"],
+                           GPT["block_size"], seconds, base)
 
 
 def mini_lstm(seconds):
     import minillm
     from minillm.models import LSTMLM, LSTMConfig
-    from minillm.nn import CrossEntropyLoss
     from minillm.optim import Adam
     base = rss_mib()
     minillm.manual_seed(0)
     model = LSTMLM(LSTMConfig(vocab_size=LSTM["vocab"], embed_dim=LSTM["emb"], hidden_size=LSTM["hidden"]))
-    opt, loss_fn = Adam(model.parameters(), lr=1e-3), CrossEntropyLoss()
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, LSTM["vocab"], (LSTM["batch"], LSTM["T"]))
-    y = rng.integers(0, LSTM["vocab"], (LSTM["batch"], LSTM["T"]))
-
-    def step():
-        loss_fn(model(x), y)
-        model.zero_grad()
-        model.backward(loss_fn.backward())
-        opt.step()
-    sec = timed(step, seconds)
-    return dict(tok_s=LSTM["batch"] * LSTM["T"] / sec, base=base)
+    return mini_train_rate(model, Adam(model.parameters(), lr=1e-3), LSTM["vocab"], LSTM["batch"], LSTM["T"],
+                           seconds, base)
 
 
 def mini_generate(seconds, n_new=512):
@@ -180,45 +171,39 @@ def torch_gpt_model(torch, c):
     return Net()
 
 
-def torch_gpt(seconds):
+def torch_train_rate(net, opt, vocab, batch, T, seconds, base):
+    """tokens/s of PyTorch training steps for ``net`` (ids -> logits) on fixed random ids."""
     import torch
     import torch.nn.functional as F
-    base = rss_mib()
-    torch.manual_seed(0)
-    net = torch_gpt_model(torch, GPT)
-    opt = torch.optim.AdamW(net.parameters(), lr=3e-4, weight_decay=0.1)
-    x = torch.randint(0, GPT["vocab_size"], (GPT["batch"], GPT["block_size"]))
-    y = torch.randint(0, GPT["vocab_size"], (GPT["batch"], GPT["block_size"]))
+    x, y = torch.randint(0, vocab, (batch, T)), torch.randint(0, vocab, (batch, T))
 
     def step():
-        loss = F.cross_entropy(net(x).reshape(-1, GPT["vocab_size"]), y.reshape(-1))
+        loss = F.cross_entropy(net(x).reshape(-1, vocab), y.reshape(-1))
         opt.zero_grad()
         loss.backward()
         opt.step()
-    sec = timed(step, seconds)
-    return dict(tok_s=GPT["batch"] * GPT["block_size"] / sec, base=base)
+    return dict(tok_s=batch * T / timed(step, seconds), base=base)
+
+
+def torch_gpt(seconds):
+    import torch
+    base = rss_mib()
+    torch.manual_seed(0)
+    net = torch_gpt_model(torch, GPT)
+    return torch_train_rate(net, torch.optim.AdamW(net.parameters(), lr=3e-4, weight_decay=0.1),
+                            GPT["vocab_size"], GPT["batch"], GPT["block_size"], seconds, base)
 
 
 def torch_lstm(seconds):
     import torch
-    import torch.nn.functional as F
     base = rss_mib()
     torch.manual_seed(0)
     emb = torch.nn.Embedding(LSTM["vocab"], LSTM["emb"])
     lstm = torch.nn.LSTM(LSTM["emb"], LSTM["hidden"], batch_first=True)
     head = torch.nn.Linear(LSTM["hidden"], LSTM["vocab"])
     params = [*emb.parameters(), *lstm.parameters(), *head.parameters()]
-    opt = torch.optim.Adam(params, lr=1e-3)
-    x = torch.randint(0, LSTM["vocab"], (LSTM["batch"], LSTM["T"]))
-    y = torch.randint(0, LSTM["vocab"], (LSTM["batch"], LSTM["T"]))
-
-    def step():
-        loss = F.cross_entropy(head(lstm(emb(x))[0]).reshape(-1, LSTM["vocab"]), y.reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    sec = timed(step, seconds)
-    return dict(tok_s=LSTM["batch"] * LSTM["T"] / sec, base=base)
+    return torch_train_rate(lambda x: head(lstm(emb(x))[0]), torch.optim.Adam(params, lr=1e-3),
+                            LSTM["vocab"], LSTM["batch"], LSTM["T"], seconds, base)
 
 
 def torch_attention(seconds, T):

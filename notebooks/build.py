@@ -38,24 +38,35 @@ def cells_from_source(text):
     return cells
 
 
-def build(src, run=True, timeout=600):
-    """Write (and by default execute) the notebook for one source file; returns (path, seconds)."""
+def make_notebook(src):
+    """An unexecuted notebook from one source file."""
     import nbformat
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [nbformat.v4.new_markdown_cell(s) if k == "markdown" else nbformat.v4.new_code_cell(s)
-                for k, s in cells_from_source(src.read_text(encoding="utf-8"))]
+                for k, s in cells_from_source(Path(src).read_text(encoding="utf-8"))]
+    return nb
+
+
+def execute(nb, timeout=600):
+    """Run every cell in a fresh kernel whose working directory is notebooks/ (relative links work)."""
+    from nbclient import NotebookClient
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}).execute()
+
+
+def build(src, run=True, timeout=600):
+    """Write (and by default execute) the notebook for one source file; returns (path, seconds)."""
+    import nbformat
+    nb = make_notebook(src)
+    path = HERE / (src.stem + ".ipynb")
     seconds = 0.0
     if run:
-        from nbclient import NotebookClient
         t0 = time.perf_counter()
         try:
-            NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                           resources={"metadata": {"path": str(HERE)}}).execute()
+            execute(nb, timeout)
         finally:                                   # a failed run is still written, to show where it failed
-            nbformat.write(nb, str(HERE / (src.stem + ".ipynb")))
+            nbformat.write(nb, str(path))
         seconds = time.perf_counter() - t0
-    path = HERE / (src.stem + ".ipynb")
     nbformat.write(nb, str(path))
     return path, seconds
 

@@ -44,15 +44,12 @@ def test_committed_notebook_matches_source_and_has_outputs(src):
 
 @pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
 def test_notebook_runs(src, monkeypatch):
-    from nbclient import NotebookClient
     full = os.environ.get("MINILLM_NOTEBOOK_FULL") == "1"
     if not full:
         monkeypatch.setenv("MINILLM_NOTEBOOK_QUICK", "1")
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbformat.v4.new_markdown_cell(s) if k == "markdown" else nbformat.v4.new_code_cell(s)
-                for k, s in _builder().cells_from_source(src.read_text(encoding="utf-8"))]
+    build = _builder()
+    nb = build.make_notebook(src)
     t0 = time.perf_counter()
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NB_DIR)}}).execute()
+    build.execute(nb, timeout=300)
     if full:
         assert time.perf_counter() - t0 <= 90, f"{src.stem} took {time.perf_counter() - t0:.0f} s (budget 90 s)"

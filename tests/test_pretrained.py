@@ -54,12 +54,17 @@ def ids(shape, high, seed=0):
     return np.random.default_rng(seed).integers(0, high, shape)
 
 
+def hf_logits(ref, x, **kwargs):
+    """The transformers model's logits for NumPy ids x, as a NumPy array."""
+    with torch.no_grad():
+        return ref(torch.from_numpy(x), **kwargs).logits.numpy()
+
+
 def test_gpt2_logits_and_greedy_generation_match_transformers(hf_gpt2):
     ref, path = hf_gpt2
     model = GPT.from_pretrained(path)
     x = ids((2, 10), 97)
-    with torch.no_grad():
-        want = ref(torch.from_numpy(x)).logits.numpy()
+    want = hf_logits(ref, x)
     got = model(x)
     model.cache = None
     assert np.abs(got - want).max() <= 1e-4
@@ -77,8 +82,7 @@ def test_minillm_gpt_round_trips_through_transformers(tmp_path):
     model.save_pretrained(tmp_path)
     ref = transformers.GPT2LMHeadModel.from_pretrained(tmp_path).eval()
     x = ids((2, 9), 61)
-    with torch.no_grad():
-        want = ref(torch.from_numpy(x)).logits.numpy()
+    want = hf_logits(ref, x)
     assert np.abs(model(x) - want).max() <= 1e-4
     again = GPT.from_pretrained(tmp_path)
     for (name, a), (_, b) in zip(model.named_parameters(), again.named_parameters()):
@@ -91,8 +95,7 @@ def test_bert_logits_match_transformers_with_padding(hf_bert):
     x = ids((2, 12), 50)
     pad = np.zeros((2, 12), dtype=bool)
     pad[1, 8:] = True
-    with torch.no_grad():
-        want = ref(torch.from_numpy(x), attention_mask=torch.from_numpy(~pad).long()).logits.numpy()
+    want = hf_logits(ref, x, attention_mask=torch.from_numpy(~pad).long())
     got = model(x, key_padding_mask=pad)
     assert np.abs(got - want)[~pad].max() <= 1e-4              # pad positions' outputs are not used
     encoder = BERT.from_pretrained(path)
@@ -107,8 +110,7 @@ def test_minillm_bert_round_trips_through_transformers(hf_bert, tmp_path):
     model.save_pretrained(tmp_path)
     ref = transformers.BertForMaskedLM.from_pretrained(tmp_path).eval()
     x = ids((1, 7), 50)
-    with torch.no_grad():
-        want = ref(torch.from_numpy(x)).logits.numpy()
+    want = hf_logits(ref, x)
     assert np.abs(model(x) - want).max() <= 1e-4
 
 
