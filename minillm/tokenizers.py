@@ -125,6 +125,15 @@ class ByteBPETokenizer:
             return len(self.token_bytes) + len(self.special_tokens)
         return max(self.ids + list(self.special_tokens.values())) + 1
 
+    def token_to_id(self, token):
+        """The id of a special token (e.g. "[MASK]"), or of a string that is exactly one token."""
+        if token in self.special_tokens:
+            return self.special_tokens[token]
+        ids = self.encode(token)
+        if len(ids) != 1:
+            raise KeyError(f"{token!r} is not a single token of this vocabulary (it encodes to {len(ids)} ids)")
+        return ids[0]
+
     # ------------------------------------------------------------------ training
     @classmethod
     def train(cls, text, vocab_size, special_tokens=(), verbose=False):

@@ -20,6 +20,8 @@ def runs(tmp_path_factory):
         assert main(["train", "--model", model, "--data", data, "--out", str(root / model)] + TINY + extra) == 0
     assert main(["train", "--data", data, "--tokenizer", "bpe", "--vocab-size", "300", "--out", str(root / "bpe")]
                 + TINY) == 0
+    assert main(["train", "--model", "bert", "--data", data, "--tokenizer", "bpe", "--vocab-size", "300",
+                 "--out", str(root / "bert-bpe")] + TINY) == 0
     return root
 
 
@@ -65,6 +67,14 @@ def test_fill_mask_and_classify(runs, capsys):
     assert "mask at token" in capsys.readouterr().out
     assert main(["classify", "--ckpt", str(runs / "bert"), "--max-steps", "4", "--max-len", "16",
                  "--out", str(runs / "cls")]) == 0
+    assert "test accuracy, BERT pretrained" in capsys.readouterr().out
+
+
+def test_bert_with_bpe_tokens_fills_masks_and_classifies(runs, capsys):
+    assert main(["fill-mask", "--ckpt", str(runs / "bert-bpe"), "return [MASK] * 2", "--top", "3"]) == 0
+    assert "mask at token" in capsys.readouterr().out
+    assert main(["classify", "--ckpt", str(runs / "bert-bpe"), "--max-steps", "4", "--max-len", "16",
+                 "--out", str(runs / "cls-bpe")]) == 0
     assert "test accuracy, BERT pretrained" in capsys.readouterr().out
 
 

@@ -28,6 +28,14 @@ def test_bpe_merges_compress_frequent_text():
     assert len(tok.encode("the")) == 1                          # a frequent word became one token
 
 
+def test_bpe_token_to_id_for_specials_and_single_tokens():
+    tok = ByteBPETokenizer.train("the cat the hat the bat " * 20, 270, special_tokens=("[CLS]", "[MASK]"))
+    assert tok.token_to_id("[MASK]") == tok.vocab_size - 1
+    assert tok.decode([tok.token_to_id("a")]) == "a"
+    with pytest.raises(KeyError, match="not a single token"):
+        tok.token_to_id("the cat the hat")
+
+
 def test_bpe_vocab_size_too_small():
     with pytest.raises(ValueError, match="vocab_size must be at least 256 \\+ 1 special tokens, got 200"):
         ByteBPETokenizer.train("abc", 200, ("[PAD]",))
