@@ -4,6 +4,7 @@ Each test builds a small case, runs forward and backward with a random upstream
 gradient, and compares every input and parameter gradient with central differences.
 A correct backward gives relative errors near 1e-10; the bound is 1e-6.
 """
+import warnings
 import numpy as np
 import pytest
 
@@ -121,6 +122,24 @@ def test_simple_modules(xp_backend, module):
     if module == "dropout":
         m.fixed_mask = backend.to_device(np.random.default_rng(1).random(x.shape) >= 0.4)
     assert_close(check_module(m, x))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gelu_tanh_matches_the_tanh_formula_at_extreme_inputs(dtype):
+    """The code computes x sigmoid(2u); the formula is x/2 (1 + tanh u). Far out, e^(-2u) overflows
+    to inf on purpose: the result must still be exact (0 or x), finite, warning-free, and keep dtype."""
+    x = np.array([-1e4, -100.0, -20.0, -9.0, -3.0, -0.5, 0.0, 0.5, 3.0, 9.0, 20.0, 100.0, 1e4], dtype=dtype)
+    x64 = x.astype(np.float64)
+    want = 0.5 * x64 * (1 + np.tanh(np.sqrt(2 / np.pi) * (x64 + 0.044715 * x64 ** 3)))
+    m = nn.GELU("tanh")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = m(x)
+        dx = m.backward(np.ones_like(x))
+    assert got.dtype == dtype and dx.dtype == dtype and np.isfinite(dx).all()
+    np.testing.assert_allclose(got, want, rtol=1e-6 if dtype == np.float32 else 1e-12, atol=1e-20)
+    # (atol: where 1 + tanh(u) rounds to 0 in float64, x sigmoid(2u) still keeps a tiny value like 1e-28)
+    np.testing.assert_allclose(dx[[0, 1, -2, -1]], [0, 0, 1, 1])
 
 
 @pytest.mark.parametrize("kind", ["sinusoidal", "learned"])
