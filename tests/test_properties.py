@@ -18,6 +18,11 @@ from minillm.nn.attention import scaled_dot_product_attention, scaled_dot_produc
 from minillm.nn.loss import cross_entropy_backward, cross_entropy_forward  # noqa: E402
 from minillm.tokenizers import ByteBPETokenizer, CharTokenizer  # noqa: E402
 
+# Derandomised: every run (CI included) tries the same examples, so a failure reproduces and a
+# pass is not luck of the draw.
+settings.register_profile("minillm", derandomize=True, deadline=None)
+settings.load_profile("minillm")
+
 TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=80)   # no lone surrogates
 SMALL = dict(max_examples=25, deadline=None)
 _BPE = ByteBPETokenizer.train("the cat sat on the mat; 猫坐在垫子上. " * 20 + "emoji 🙂🙂 ok", 300,
@@ -74,8 +79,10 @@ def test_attention_backward_matches_finite_differences(b, h, t, s, d, causal, se
 
 
 @settings(max_examples=15, deadline=None)
-@given(n=st.integers(1, 6), c=st.integers(2, 6), o=st.integers(1, 4), seed=st.integers(0, 1000))
+@given(n=st.integers(1, 6), c=st.integers(3, 6), o=st.integers(1, 4), seed=st.integers(0, 1000))
 def test_linear_and_layernorm_backward_match_finite_differences(n, c, o, seed):
+    # c >= 3: with two features LayerNorm outputs about +-1 whatever the input, its input gradient
+    # is ~eps-sized, and a finite difference of it is mostly rounding noise (seen: c=2, seed=298)
     rng = np.random.default_rng(seed)
     minillm.manual_seed(seed)
     x = rng.standard_normal((n, c))
