@@ -73,6 +73,8 @@ def cupy_available():
 
 def get_array_module(x):
     """numpy or cupy, whichever owns array ``x`` (numpy for anything that is not a CuPy array)."""
+    if type(x) is np.ndarray:                  # the common case first: this runs dozens of times a step
+        return np
     if type(x).__module__.startswith("cupy"):
         import cupy
         return cupy

@@ -95,11 +95,14 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, key_p
     if allowed is not None:
         xp.copyto(s, -xp.inf, where=~allowed)                      # masked scores: -inf
     m = s.max(axis=-1, keepdims=True)                              # (B,H,T,1)
-    m[~xp.isfinite(m)] = 0                                          # fully masked row: keep exp() at 0
+    masked = allowed is not None or additive is not None           # only then can a row be all -inf
+    if masked:
+        m[~xp.isfinite(m)] = 0                                      # fully masked row: keep exp() at 0
     s -= m
     p = xp.exp(s, out=s)
     denom = p.sum(axis=-1, keepdims=True)
-    denom[denom == 0] = 1
+    if masked:
+        denom[denom == 0] = 1                                       # ... and its weights at 0, not NaN
     p /= denom                                                      # (B,H,T,S) attention weights
     pd = p
     if dropout_p > 0:
