@@ -111,13 +111,23 @@ class Adam(Optimizer):
         elif wd:
             g = g + wd * p.data                           # Adam: L2 penalty inside the gradient
         m, v = state["exp_avg"], state["exp_avg_sq"]
+        xp = backend.get_array_module(v)
+        # The formulas below, written with in-place updates and one scratch array: at every
+        # step this runs over all the weights, and temporaries would be a new array per operation.
+        tmp = xp.multiply(g, 1.0 - b1)
         m *= b1
-        m += (1.0 - b1) * g                               # first moment (mean of g)
+        m += tmp                                          # m = b1 m + (1 - b1) g     first moment (mean of g)
+        xp.multiply(g, g, out=tmp)
+        tmp *= 1.0 - b2
         v *= b2
-        v += (1.0 - b2) * (g * g)                         # second moment (mean of g^2)
+        v += tmp                                          # v = b2 v + (1 - b2) g^2   second moment (mean of g^2)
         bc1, bc2 = 1.0 - b1 ** t, 1.0 - b2 ** t           # bias correction: m, v start at 0
-        denom = backend.get_array_module(v).sqrt(v) / math.sqrt(bc2) + group["eps"]
-        p.data -= (lr / bc1) * (m / denom)
+        xp.sqrt(v, out=tmp)
+        tmp *= 1.0 / math.sqrt(bc2)
+        tmp += group["eps"]                               # denom = sqrt(v / bc2) + eps
+        xp.divide(m, tmp, out=tmp)
+        tmp *= lr / bc1
+        p.data -= tmp                                     # p -= lr * (m / bc1) / denom
 
 
 class AdamW(Adam):
@@ -132,7 +142,9 @@ class AdamW(Adam):
 def clip_grad_norm(params, max_norm):
     """Scale all gradients so their global L2 norm is at most max_norm; returns the norm before clipping."""
     params = list(params)
-    total = math.sqrt(sum(float((p.grad.astype(np.float64) ** 2).sum()) for p in params))
+    # per tensor: g . g (a BLAS dot, in the gradient's dtype, as torch), summed in Python floats
+    total = math.sqrt(sum(float(backend.get_array_module(p.grad).vdot(p.grad.ravel(), p.grad.ravel()))
+                          for p in params))
     if total > max_norm:
         scale = max_norm / (total + 1e-6)
         for p in params:
