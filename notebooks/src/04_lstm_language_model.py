@@ -123,7 +123,7 @@ H = cfg.hidden_size
 _, _, _, (_, _, _, _, steps) = lstm_forward(emb, np.zeros((1, H), np.float32), np.zeros((1, H), np.float32),
                                             lstm.weight_ih_l0.data, lstm.weight_hh_l0.data,
                                             lstm.bias_ih_l0.data, lstm.bias_hh_l0.data)
-gates = np.stack([s[0][0] for s in steps])          # (T, 4H): i, f, g, o
+gates = np.stack([s[0][:, 0] for s in steps])       # each step's gates are a (4H, B) column block -> (T, 4H): i, f, g, o
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(15, 3.8), gridspec_kw={"width_ratios": [2, 1]})
 im = a1.imshow(gates[:, H:H + 48].T, aspect="auto", cmap="magma", vmin=0, vmax=1)
 a1.set_xticks(range(len(sentence)), list(sentence))
