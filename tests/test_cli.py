@@ -62,19 +62,12 @@ def test_long_prompt_is_cropped_and_said(runs, capsys):
     assert "only the last 16 (block_size) are used" in capsys.readouterr().err
 
 
-def test_fill_mask_and_classify(runs, capsys):
-    assert main(["fill-mask", "--ckpt", str(runs / "bert"), "return [MASK] * 2", "--top", "3"]) == 0
+@pytest.mark.parametrize("ckpt", ["bert", "bert-bpe"])    # character and BPE tokens
+def test_fill_mask_and_classify(runs, capsys, ckpt):
+    assert main(["fill-mask", "--ckpt", str(runs / ckpt), "return [MASK] * 2", "--top", "3"]) == 0
     assert "mask at token" in capsys.readouterr().out
-    assert main(["classify", "--ckpt", str(runs / "bert"), "--max-steps", "4", "--max-len", "16",
-                 "--out", str(runs / "cls")]) == 0
-    assert "test accuracy, BERT pretrained" in capsys.readouterr().out
-
-
-def test_bert_with_bpe_tokens_fills_masks_and_classifies(runs, capsys):
-    assert main(["fill-mask", "--ckpt", str(runs / "bert-bpe"), "return [MASK] * 2", "--top", "3"]) == 0
-    assert "mask at token" in capsys.readouterr().out
-    assert main(["classify", "--ckpt", str(runs / "bert-bpe"), "--max-steps", "4", "--max-len", "16",
-                 "--out", str(runs / "cls-bpe")]) == 0
+    assert main(["classify", "--ckpt", str(runs / ckpt), "--max-steps", "4", "--max-len", "16",
+                 "--out", str(runs / f"cls-{ckpt}")]) == 0
     assert "test accuracy, BERT pretrained" in capsys.readouterr().out
 
 
