@@ -102,8 +102,8 @@ class Adam(Optimizer):
     def update(self, p, group, state):
         b1, b2 = group["betas"]
         lr, wd, t = group["lr"], group["weight_decay"], self.step_count
+        xp = backend.get_array_module(p.data)
         if "exp_avg" not in state:
-            xp = backend.get_array_module(p.data)
             state["exp_avg"], state["exp_avg_sq"] = xp.zeros_like(p.data), xp.zeros_like(p.data)
         g = p.grad
         if wd and self.decoupled:
@@ -111,7 +111,6 @@ class Adam(Optimizer):
         elif wd:
             g = g + wd * p.data                           # Adam: L2 penalty inside the gradient
         m, v = state["exp_avg"], state["exp_avg_sq"]
-        xp = backend.get_array_module(v)
         # The formulas below, written with in-place updates and one scratch array: at every
         # step this runs over all the weights, and temporaries would be a new array per operation.
         tmp = xp.multiply(g, 1.0 - b1)
