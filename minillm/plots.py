@@ -22,7 +22,7 @@ def attention_maps(model, ids):
         att_cache = block.self_attn.cache[1]
         if att_cache[0] != "plain":
             raise RuntimeError("attention maps need the plain attention path (the fused kernel keeps no P)")
-        maps.append(backend.to_numpy(att_cache[4][0]))           # ("plain", q, k, v, p, ...): p is (B, H, T, T)
+        maps.append(backend.to_numpy(att_cache[4][0]))           # ("plain", q * scale, k, v, p, ...): p is (B, H, T, T)
     for _, m in model.named_modules():
         m.cache = None                                            # forward-only: drop every cache
     return maps

@@ -86,16 +86,19 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, key_p
         last_path = "fused"
         return out, ("fused", q, k, v, out, lse, is_causal, kpm, scale)
     allowed, additive = build_mask(attn_mask, kpm, is_causal, (B, H, T, S), xp)
+    # The scale is applied to q (B, H, T, D) rather than to the scores (B, H, T, S): the same
+    # product with one smaller pass (D < S in every model here), and a contiguous q for the matmul.
     # The (B, H, T, S) score matrix is the largest array here, so it is updated in place from
     # scores to weights (s -> s - max -> exp -> p) rather than making a new array at each step.
-    s = q @ k.swapaxes(-1, -2)                                      # (B,H,T,D) x (B,H,D,S) -> (B,H,T,S)
-    s *= scale
+    qs = q * q.dtype.type(scale)                                    # (B,H,T,D), q / sqrt(D)
+    s = qs @ k.swapaxes(-1, -2)                                     # (B,H,T,D) x (B,H,D,S) -> (B,H,T,S)
     if additive is not None:
         s += additive                                               # in place: stays in q's dtype
     if allowed is not None:
         xp.copyto(s, -xp.inf, where=~allowed)                      # masked scores: -inf
     m = s.max(axis=-1, keepdims=True)                              # (B,H,T,1)
-    masked = allowed is not None or additive is not None           # only then can a row be all -inf
+    # Only a padding or user mask can block a whole row (a causal mask always leaves key 0).
+    masked = kpm is not None or attn_mask is not None
     if masked:
         m[~xp.isfinite(m)] = 0                                      # fully masked row: keep exp() at 0
     s -= m
@@ -109,7 +112,7 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, key_p
         pd = p * dropout_mask * (1.0 / (1.0 - dropout_p))
     out = pd @ v                                                    # (B,H,T,S) x (B,H,S,D) -> (B,H,T,D)
     last_path = "plain"
-    return out, ("plain", q, k, v, p, pd, dropout_mask, dropout_p, scale)
+    return out, ("plain", qs, k, v, p, pd, out, dropout_mask, dropout_p, scale)
 
 
 # ============================================================================ backward
@@ -122,22 +125,24 @@ def scaled_dot_product_attention_backward(dout, cache):
       ds = p * (dp - rowsum(dp * p))             softmax backward, row by row
       dq = ds k * scale,   dk = ds^T q * scale
     Masked entries have p = 0, so they receive no gradient.
+    rowsum(dp * p)_i = sum_j p_ij (dout_i . v_j) = dout_i . out_i, so it is computed from the
+    (B, H, T, D) arrays dout and out instead of the (B, H, T, S) ones (as FlashAttention-2 does);
+    with attention dropout the same holds with pd in place of p.
     """
     if cache[0] == "fused":
         _, q, k, v, out, lse, is_causal, kpm, scale = cache
         return _kernels().attention_backward(dout, q, k, v, out, lse, is_causal, kpm, scale)
-    _, q, k, v, p, pd, mask, dropout_p, scale = cache
+    _, qs, k, v, p, pd, out, mask, dropout_p, scale = cache      # qs = q * scale
     dv = pd.swapaxes(-1, -2) @ dout
     dp = dout @ v.swapaxes(-1, -2)
     if dropout_p > 0:
         dp *= mask * (1.0 / (1.0 - dropout_p))        # forward: pd = p * mask / (1 - p_drop)
     ds = dp                                            # dp becomes ds in place (the largest array)
-    ds -= (dp * p).sum(axis=-1, keepdims=True)
+    ds -= (dout * out).sum(axis=-1, keepdims=True)     # rowsum(dp * p), see above
     ds *= p
     dq = ds @ k
     dq *= scale
-    dk = ds.swapaxes(-1, -2) @ q
-    dk *= scale
+    dk = ds.swapaxes(-1, -2) @ qs                      # = ds^T q * scale
     return dq, dk, dv
 
 
