@@ -160,6 +160,8 @@ def build_parser():
     c.add_argument("--batch-size", type=_positive_int, default=32)
     c.add_argument("--lr", type=_positive_float, default=3e-4)
     c.add_argument("--max-len", type=_positive_int, default=64)
+    c.add_argument("--train-examples", type=_positive_int, metavar="N",
+                   help="fine-tune on only N training docstrings (N / 4 per class; default: all)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out", metavar="DIR")
     c.set_defaults(func=cmd_classify)

@@ -181,6 +181,8 @@ def classify(args):
     backend.manual_seed(args.seed)
     tok = tokenizer_from_dict(meta["tokenizer"])
     train_ex, test_ex, names = data.labelled_docstrings()
+    if args.train_examples:
+        train_ex = data.first_per_class(train_ex, args.train_examples)
     cfg = dict(meta["model_config"], num_labels=len(names), dropout=0.1)
     model = build_model("bert-cls", cfg)
     if not args.from_scratch:

@@ -125,6 +125,20 @@ def mask_tokens(ids, rng, mask_id, vocab_size, special_ids=(), prob=0.15):
     return inputs, labels
 
 
+def first_per_class(examples, n):
+    """The first n // num_classes examples of each label, in their original order: a smaller,
+    still balanced training set (for fine-tuning with scarce labels). examples: [(text, label)]."""
+    labels = sorted({label for _, label in examples})
+    if not len(labels) <= n <= len(examples):
+        raise ValueError(f"train examples must lie in [{len(labels)}, {len(examples)}] (at least one per class), got {n}")
+    quota, taken = {label: n // len(labels) for label in labels}, []
+    for text, label in examples:
+        if quota[label] > 0:
+            quota[label] -= 1
+            taken.append((text, label))
+    return taken
+
+
 def labelled_docstrings(packages=LABEL_PACKAGES, max_chars=200, seed=0, test_fraction=0.2):
     """The package-classification set: (train, test, label_names); train/test are lists of (text, label).
 

@@ -1,6 +1,7 @@
 """The command line as a user meets it: train, generate with every option, fill-mask, classify, bad input."""
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -69,6 +70,20 @@ def test_fill_mask_and_classify(runs, capsys, ckpt):
     assert main(["classify", "--ckpt", str(runs / ckpt), "--max-steps", "4", "--max-len", "16",
                  "--out", str(runs / f"cls-{ckpt}")]) == 0
     assert "test accuracy, BERT pretrained" in capsys.readouterr().out
+    assert main(["classify", "--ckpt", str(runs / ckpt), "--max-steps", "2", "--max-len", "16", "--from-scratch",
+                 "--train-examples", "8", "--out", str(runs / f"cls-few-{ckpt}")]) == 0
+    assert "8 training / " in capsys.readouterr().out
+
+
+def test_bert_transfer_benchmark_runs(runs):
+    # benchmarks/bert_transfer.py, cut to two steps: the table it prints has both starts and a difference
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bert_transfer.py"
+    out = subprocess.run([sys.executable, str(script), "--ckpt", str(runs / "bert"), "--seeds", "0,1",
+                          "--train-examples", "8", "--steps", "2", "--eval-every", "1"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert "8 training docstrings: test accuracy, mean over seeds (each seed)" in lines
+    assert [line.split()[0] for line in lines[-2:]] == ["1", "2"]
 
 
 def test_resume_continues(runs, capsys):
@@ -105,6 +120,7 @@ def test_resume_continues(runs, capsys):
     (["plot-attention", "--ckpt", "CKPT/gpt", "--text", "x" * 40], 2, "this model reads at most 16"),
     (["classify", "--ckpt", "CKPT/gpt"], 1, "holds a 'gpt' model, expected 'bert'"),
     (["classify", "--ckpt", "CKPT/bert", "--lr", "-1"], 2, "must be > 0, got -1"),
+    (["classify", "--ckpt", "CKPT/bert", "--train-examples", "100000"], 1, "train examples must lie in [4, "),
 ])
 def test_bad_input_one_line_error_and_exit_code(runs, args, code, message):
     (runs / "tiny.txt").write_text("short text")

@@ -60,6 +60,11 @@ def test_builtin_corpus_is_cached_and_labelled_set_is_balanced(tmp_path, monkeyp
     counts = np.bincount([label for _, label in train + test])
     assert len(names) == len(counts) and counts.min() == counts.max() >= 50
     assert not {t for t, _ in train} & {t for t, _ in test}      # no docstring in both splits
+    few = data.first_per_class(train, 30)                       # scarce labels: 7 per class, still balanced
+    assert np.bincount([label for _, label in few]).tolist() == [7] * len(names)
+    assert few == [ex for ex in train if ex in few]             # a prefix of each class, order kept
+    with pytest.raises(ValueError, match=r"train examples must lie in \[4, "):
+        data.first_per_class(train, 3)
 
 
 def test_split_batches_and_masking():
