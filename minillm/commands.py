@@ -175,25 +175,35 @@ def fill_mask(model, tok, text, top):
     return lines
 
 
+def classifier_trainer(meta, state, task, num_labels, from_scratch, lr, max_steps, seed, out, quiet=False):
+    """The fine-tuning run of `minillm classify`, ready to ``run()``: a BertForSequenceClassification
+    with the checkpoint's config (dropout 0.1) whose encoder starts from the checkpoint's weights
+    (or random ones, from_scratch), AdamW (weight decay 0.01), warm-up over max_steps // 10 steps
+    then cosine to lr / 10, gradient clipping 1.0, batches and dropout seeded with ``seed``."""
+    backend.manual_seed(seed)
+    cfg = dict(meta["model_config"], num_labels=num_labels, dropout=0.1)
+    model = build_model("bert-cls", cfg)
+    if not from_scratch:
+        model.bert.load_state_dict({k[len("bert."):]: v for k, v in state.items() if k.startswith("bert.")})
+    opt = AdamW(param_groups(model, 0.01), lr=lr)
+    tcfg = TrainConfig(max_steps=max_steps, lr=lr, min_lr=lr / 10, warmup_steps=max_steps // 10,
+                       eval_interval=max_steps, eval_batches=4, log_interval=10, seed=seed)
+    return Trainer(model, task, opt, tcfg, out, {"kind": "bert-cls", "model_config": cfg, "tokenizer": meta["tokenizer"]},
+                   quiet=quiet)
+
+
 def classify(args):
     """minillm classify: fine-tune a BERT checkpoint (or the same network from scratch) on the labelled set."""
     meta, state, _ = load_checkpoint(args.ckpt, expected_kind="bert")
-    backend.manual_seed(args.seed)
     tok = tokenizer_from_dict(meta["tokenizer"])
     train_ex, test_ex, names = data.labelled_docstrings()
     if args.train_examples:
         train_ex = data.first_per_class(train_ex, args.train_examples)
-    cfg = dict(meta["model_config"], num_labels=len(names), dropout=0.1)
-    model = build_model("bert-cls", cfg)
-    if not args.from_scratch:
-        model.bert.load_state_dict({k[len("bert."):]: v for k, v in state.items() if k.startswith("bert.")})
-    task = ClassifyTask(train_ex, test_ex, tok, min(args.max_len, cfg["max_position"]), args.batch_size)
-    opt = AdamW(param_groups(model, 0.01), lr=args.lr)
-    tcfg = TrainConfig(max_steps=args.max_steps, lr=args.lr, min_lr=args.lr / 10, warmup_steps=args.max_steps // 10,
-                       eval_interval=args.max_steps, eval_batches=4, log_interval=10, seed=args.seed)
+    task = ClassifyTask(train_ex, test_ex, tok, min(args.max_len, meta["model_config"]["max_position"]), args.batch_size)
     out = Path(args.out or f"runs/classify-{'scratch' if args.from_scratch else 'pretrained'}-{time.strftime('%Y%m%d-%H%M%S')}")
-    Trainer(model, task, opt, tcfg, out, {"kind": "bert-cls", "model_config": cfg, "tokenizer": tok.to_dict()}).run()
-    acc = task.accuracy(model)
+    trainer = classifier_trainer(meta, state, task, len(names), args.from_scratch, args.lr, args.max_steps, args.seed, out)
+    trainer.run()
+    acc = task.accuracy(trainer.model)
     label = "from scratch" if args.from_scratch else f"pretrained ({args.ckpt})"
     print(f"{len(names)} classes {names}; {len(train_ex)} training / {len(test_ex)} test docstrings")
     print(f"test accuracy, BERT {label}: {acc:.3f} (chance {1 / len(names):.3f})")
