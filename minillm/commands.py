@@ -153,7 +153,16 @@ def load_pretrained_gpt2(path):
 
 
 def fill_mask(model, tok, text, top):
-    """Lines 'position: candidate (probability)' for every [MASK] in text."""
+    """Lines 'position: candidate (probability) -> the text with the best candidate' for every [MASK].
+
+    Byte-level BPE glues a word to the space before it (' list' is one token), and masked-LM
+    training masks such tokens. So with BPE the space written before "[MASK]" belongs to the
+    masked word (as RoBERTa's <mask> does): "the [MASK] of" asks for ' list', not for 'list'
+    after a lone ' ' token. Characters are their own tokens, so the char tokenizer keeps it.
+    """
+    from .tokenizers import ByteBPETokenizer
+    if isinstance(tok, ByteBPETokenizer):
+        text = text.replace(" [MASK]", "[MASK]")
     ids = tok.encode(text, allowed_special=True)
     mask_id = tok.token_to_id("[MASK]")
     ids = [tok.token_to_id("[CLS]")] + ids
@@ -170,8 +179,10 @@ def fill_mask(model, tok, text, top):
         p /= p.sum()
         best = np.argsort(-p)[:top]
         cands = ", ".join(f"{tok.decode([int(b)])!r} ({p[b]:.2f})" for b in best)
-        filled = tok.decode([i for i in ids[1:pos]]) + "[" + tok.decode([int(best[0])]) + "]"
-        lines.append(f"mask at token {pos}: {cands}   ->  ...{filled[-40:]}")
+        word = tok.decode([int(best[0])])
+        space = word[:len(word) - len(word.lstrip(" "))]              # a leading space stays outside [ ]
+        filled = tok.decode(ids[1:pos]) + space + "[" + word[len(space):] + "]" + tok.decode(ids[pos + 1:])
+        lines.append(f"mask at token {pos}: {cands}   ->  {filled}")
     return lines
 
 

@@ -75,6 +75,20 @@ def test_fill_mask_and_classify(runs, capsys, ckpt):
     assert "8 training / " in capsys.readouterr().out
 
 
+def test_fill_mask_space_belongs_to_the_bpe_word(runs, capsys):
+    # BPE training masks tokens like ' x' (space included), so "return [MASK] * 2" must put [MASK]
+    # right after 'return', not after a lone ' ' token; the char tokenizer keeps the space as a token.
+    from minillm.checkpoint import load_checkpoint
+    from minillm.tokenizers import tokenizer_from_dict
+    for ckpt, before in (("bert-bpe", "return"), ("bert", "return ")):
+        tok = tokenizer_from_dict(load_checkpoint(runs / ckpt, expected_kind="bert")[0]["tokenizer"])
+        mask_pos = 1 + len(tok.encode(before))                          # 1 for [CLS]
+        assert main(["fill-mask", "--ckpt", str(runs / ckpt), "return [MASK] * 2", "--top", "1"]) == 0
+        out = capsys.readouterr().out
+        assert f"mask at token {mask_pos}:" in out, out
+        assert out.rstrip().endswith("] * 2") and "->  return" in out, out   # the whole text, the guess in [ ]
+
+
 def test_bert_transfer_benchmark_runs(runs):
     # benchmarks/bert_transfer.py, cut to two steps: the table it prints has both starts and a difference
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "bert_transfer.py"
