@@ -180,7 +180,7 @@ def fill_mask(model, tok, text, top):
         best = np.argsort(-p)[:top]
         cands = ", ".join(f"{tok.decode([int(b)])!r} ({p[b]:.2f})" for b in best)
         word = tok.decode([int(best[0])])
-        space = word[:len(word) - len(word.lstrip(" "))]              # a leading space stays outside [ ]
+        space = word[:len(word) - len(word.lstrip(" "))] if word.strip() else ""   # ' list' -> ' [list]'; ' ' -> '[ ]'
         filled = tok.decode(ids[1:pos]) + space + "[" + word[len(space):] + "]" + tok.decode(ids[pos + 1:])
         lines.append(f"mask at token {pos}: {cands}   ->  {filled}")
     return lines
