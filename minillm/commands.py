@@ -160,7 +160,6 @@ def fill_mask(model, tok, text, top):
     masked word (as RoBERTa's <mask> does): "the [MASK] of" asks for ' list', not for 'list'
     after a lone ' ' token. Characters are their own tokens, so the char tokenizer keeps it.
     """
-    from .tokenizers import ByteBPETokenizer
     if isinstance(tok, ByteBPETokenizer):
         text = text.replace(" [MASK]", "[MASK]")
     ids = tok.encode(text, allowed_special=True)
