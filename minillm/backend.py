@@ -81,6 +81,26 @@ def get_array_module(x):
     return np
 
 
+def sum_rows(x):
+    """x.sum(axis=-1, keepdims=True) for x: (..., C) -> (..., 1), computed as x @ ones(C).
+
+    Why a matrix-vector product: NumPy sums a short contiguous last axis row by row, which
+    measured 3-7x slower than one BLAS product over all rows for C = 64 to 512 (LayerNorm's mean,
+    softmax denominators). The result is the same sum, added in a different order.
+    """
+    xp_ = get_array_module(x)
+    return (x @ xp_.ones(x.shape[-1], dtype=x.dtype))[..., None]
+
+
+def sum_columns(x2):
+    """x2.sum(axis=0) for x2: (N, C) -> (C,), computed as ones(N) @ x2 (bias gradients).
+
+    The same BLAS reason as sum_rows: 1.5-5x faster than NumPy's reduction here.
+    """
+    xp_ = get_array_module(x2)
+    return xp_.ones(x2.shape[0], dtype=x2.dtype) @ x2
+
+
 def to_numpy(x):
     """Copy an array to the host as a NumPy array (no copy for NumPy input)."""
     if type(x).__module__.startswith("cupy"):

@@ -94,8 +94,8 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, key_p
     s = qs @ k.swapaxes(-1, -2)                                     # (B,H,T,D) x (B,H,D,S) -> (B,H,T,S)
     if additive is not None:
         s += additive                                               # in place: stays in q's dtype
-    if allowed is not None:
-        xp.copyto(s, -xp.inf, where=~allowed)                      # masked scores: -inf
+    if allowed is not None:                                         # masked scores: -inf, added as a
+        s += xp.where(allowed, s.dtype.type(0), s.dtype.type(-xp.inf))  # small (T, S) array: 2x a copyto
     m = s.max(axis=-1, keepdims=True)                              # (B,H,T,1)
     # Only a padding or user mask can block a whole row (a causal mask always leaves key 0).
     masked = kpm is not None or attn_mask is not None
@@ -103,7 +103,7 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, key_p
         m[~xp.isfinite(m)] = 0                                      # fully masked row: keep exp() at 0
     s -= m
     p = xp.exp(s, out=s)
-    denom = p.sum(axis=-1, keepdims=True)
+    denom = backend.sum_rows(p)                                    # p.sum(-1, keepdims=True), via BLAS
     if masked:
         denom[denom == 0] = 1                                       # ... and its weights at 0, not NaN
     p /= denom                                                      # (B,H,T,S) attention weights
@@ -138,7 +138,8 @@ def scaled_dot_product_attention_backward(dout, cache):
     if dropout_p > 0:
         dp *= mask * (1.0 / (1.0 - dropout_p))        # forward: pd = p * mask / (1 - p_drop)
     ds = dp                                            # dp becomes ds in place (the largest array)
-    ds -= (dout * out).sum(axis=-1, keepdims=True)     # rowsum(dp * p), see above
+    xp = backend.get_array_module(ds)                  # rowsum(dp * p) = rowsum(dout * out), see above;
+    ds -= xp.einsum("...d,...d->...", dout, out)[..., None]   # einsum: no (B,H,T,D) temporary
     ds *= p
     dq = ds @ k
     dq *= scale

@@ -17,8 +17,8 @@ from .module import Module, Parameter
 def layernorm_forward(x, weight, bias, eps=1e-5):
     """x: (..., C), weight, bias: (C,) -> out: (..., C). Saves xhat and rstd for the backward pass."""
     xp = backend.get_array_module(x)
-    inv_c = 1.0 / x.shape[-1]                              # sum * (1/C): x.mean() adds a Python-level wrapper
-    mean = x.sum(axis=-1, keepdims=True) * inv_c           # (..., 1)
+    inv_c = 1.0 / x.shape[-1]
+    mean = backend.sum_rows(x) * inv_c                     # (..., 1); x.sum(-1) as a BLAS product
     xhat = x - mean                                        # centred x, normalised in place below
     rstd = 1.0 / xp.sqrt(xp.einsum("...c,...c->...", xhat, xhat)[..., None] * inv_c + eps)  # (..., 1)
     xhat *= rstd
@@ -42,12 +42,12 @@ def layernorm_backward(dout, cache):
     xp = backend.get_array_module(xhat)
     C = xhat.shape[-1]
     d2, x2 = dout.reshape(-1, C), xhat.reshape(-1, C)
-    dbias = d2.sum(axis=0)
-    dweight = (d2 * x2).sum(axis=0)
+    dbias = backend.sum_columns(d2)                     # d2.sum(axis=0), see backend.sum_columns
+    dweight = backend.sum_columns(d2 * x2)
     dxhat = dout * weight
     proj = xp.einsum("...c,...c->...", dxhat, xhat)[..., None] / C      # mean_c(dxhat * xhat), (..., 1)
     dx = dxhat                                          # updated in place: three terms, then * rstd
-    dx -= dxhat.sum(axis=-1, keepdims=True) / C
+    dx -= backend.sum_rows(dxhat) / C
     dx -= xhat * proj
     dx *= rstd
     return dx, dweight, dbias
