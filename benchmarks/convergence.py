@@ -1,6 +1,6 @@
 """Same recipe, same text, same wall time: minillm's GPT vs the same GPT in PyTorch (CPU).
 
-    python benchmarks/convergence.py [--seconds 120]
+    python benchmarks/convergence.py [--seconds 120] [--slices 8]
 
 nanoGPT's CPU character recipe: n_layer 4, n_head 4, n_embd 128, block_size 64, batch 12,
 AdamW (lr 1e-3, betas 0.9/0.99, weight decay 0.1), 100 warm-up steps then constant lr,
@@ -8,6 +8,11 @@ gradient clipping 1.0, dropout 0, GPT-2's initialisation on both sides, on the b
 (character-level, 90/10 split).
 Each implementation trains for the same number of wall-clock seconds; then both are scored
 on the same 40 validation batches. PyTorch uses as many threads as NumPy's BLAS.
+The two take turns in --slices slices (8 by default: 15 s each of 120 s), in the order
+A B B A A B B A, each slice ending when that side's total training time reaches its share.
+A shared machine drifts by 10-30 % over minutes; running one side's 120 s after the other's
+would hand the drift to one of them, while taking turns gives both the same mix. A short pause
+between slices lets the idle BLAS/OpenMP threads of the side that just ran stop spinning.
 Prints both validation losses, their ratio (minillm / PyTorch; <= 1 means minillm is at least
 as good), steps and tokens/s.
 """
@@ -31,94 +36,128 @@ def batches(data, rng, n):
                np.stack([data[i + 1:i + 1 + CFG["block_size"]] for i in s]))
 
 
-def run_minillm(train, val_batches, vocab, seconds):
-    import minillm
-    from minillm.models import GPT, GPTConfig
-    from minillm.nn import CrossEntropyLoss
-    from minillm.optim import AdamW, clip_grad_norm, param_groups
-    minillm.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=vocab, **CFG))
-    opt = AdamW(param_groups(model, 0.1), lr=LR, betas=(0.9, 0.99))
-    loss_fn = CrossEntropyLoss()
-    rng, step, t0 = np.random.default_rng(0), 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        for x, y in batches(train, rng, 1):
-            loss_fn(model(x), y)
-            model.zero_grad()
-            model.backward(loss_fn.backward())
-            clip_grad_norm(model.parameters(), 1.0)
-            opt.set_lr(LR * min(1.0, (step + 1) / WARMUP))
-            opt.step()
-            step += 1
-    elapsed = time.perf_counter() - t0
-    model.eval()
-    val = float(np.mean([float(loss_fn(model(x), y)) for x, y in val_batches]))
-    return val, step, elapsed
+class MiniTrainer:
+    """minillm's GPT, AdamW and the training step; ``train_until(t)`` runs steps until its total
+    training time reaches t seconds."""
+
+    def __init__(self, train, vocab):
+        import minillm
+        from minillm.models import GPT, GPTConfig
+        from minillm.nn import CrossEntropyLoss
+        from minillm.optim import AdamW, param_groups
+        minillm.manual_seed(0)
+        self.model = GPT(GPTConfig(vocab_size=vocab, **CFG))
+        self.opt = AdamW(param_groups(self.model, 0.1), lr=LR, betas=(0.9, 0.99))
+        self.loss_fn, self.train = CrossEntropyLoss(), train
+        self.rng, self.steps, self.elapsed = np.random.default_rng(0), 0, 0.0
+
+    def train_until(self, total_seconds):
+        from minillm.optim import clip_grad_norm
+        model, loss_fn, opt = self.model, self.loss_fn, self.opt
+        t0, start = time.perf_counter(), self.elapsed
+        while self.elapsed < total_seconds:
+            for x, y in batches(self.train, self.rng, 1):
+                loss_fn(model(x), y)
+                model.zero_grad()
+                model.backward(loss_fn.backward())
+                clip_grad_norm(model.parameters(), 1.0)
+                opt.set_lr(LR * min(1.0, (self.steps + 1) / WARMUP))
+                opt.step()
+                self.steps += 1
+            self.elapsed = start + time.perf_counter() - t0
+
+    def val_loss(self, val_batches):
+        self.model.eval()
+        return float(np.mean([float(self.loss_fn(self.model(x), y)) for x, y in val_batches]))
 
 
-def run_torch(train, val_batches, vocab, seconds):
-    import torch
-    import torch.nn.functional as F
-    torch.manual_seed(0)
-    C, T = CFG["n_embd"], CFG["block_size"]
+class TorchTrainer:
+    """The same network, initialisation, optimizer and step in PyTorch."""
 
-    class Net(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.wte, self.wpe = torch.nn.Embedding(vocab, C), torch.nn.Embedding(T, C)
-            for e in (self.wte, self.wpe):
-                torch.nn.init.normal_(e.weight, std=0.02)
-            self.h = torch.nn.ModuleList(torch.nn.TransformerEncoderLayer(
-                C, CFG["n_head"], 4 * C, dropout=0.0, activation=lambda a: F.gelu(a, approximate="tanh"),
-                batch_first=True, norm_first=True) for _ in range(CFG["n_layer"]))
-            self.ln_f = torch.nn.LayerNorm(C)
-            self.register_buffer("mask", torch.nn.Transformer.generate_square_subsequent_mask(T))
+    def __init__(self, train, vocab):
+        import torch
+        import torch.nn.functional as F
+        torch.manual_seed(0)
+        C, T = CFG["n_embd"], CFG["block_size"]
 
-        def forward(self, idx):
-            x = self.wte(idx) + self.wpe.weight[: idx.shape[1]]
-            for layer in self.h:
-                x = layer(x, src_mask=self.mask, is_causal=True)
-            return self.ln_f(x) @ self.wte.weight.T
+        class Net(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.wte, self.wpe = torch.nn.Embedding(vocab, C), torch.nn.Embedding(T, C)
+                for e in (self.wte, self.wpe):
+                    torch.nn.init.normal_(e.weight, std=0.02)
+                self.h = torch.nn.ModuleList(torch.nn.TransformerEncoderLayer(
+                    C, CFG["n_head"], 4 * C, dropout=0.0, activation=lambda a: F.gelu(a, approximate="tanh"),
+                    batch_first=True, norm_first=True) for _ in range(CFG["n_layer"]))
+                self.ln_f = torch.nn.LayerNorm(C)
+                self.register_buffer("mask", torch.nn.Transformer.generate_square_subsequent_mask(T))
 
-    net = Net()
-    # nanoGPT's (= GPT-2's, = minillm's) initialisation, so that both sides start from the same
-    # distribution: N(0, 0.02) weights, zero biases, N(0, 0.02 / sqrt(2 L)) for the two projections
-    # that write into the residual stream. (TransformerEncoderLayer's own default is xavier/kaiming.)
-    with torch.no_grad():
-        proj_std = 0.02 / (2 * CFG["n_layer"]) ** 0.5
-        for layer in net.h:
-            layer.self_attn.in_proj_weight.normal_(0.0, 0.02)
-            layer.linear1.weight.normal_(0.0, 0.02)
-            layer.self_attn.out_proj.weight.normal_(0.0, proj_std)
-            layer.linear2.weight.normal_(0.0, proj_std)
-            for b in (layer.self_attn.in_proj_bias, layer.self_attn.out_proj.bias, layer.linear1.bias, layer.linear2.bias):
-                b.zero_()
-    decay = [p for n, p in net.named_parameters() if p.dim() >= 2 and "wte" not in n and "wpe" not in n]
-    rest = [p for n, p in net.named_parameters() if not (p.dim() >= 2 and "wte" not in n and "wpe" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
-                            lr=LR, betas=(0.9, 0.99))
-    rng, step, t0 = np.random.default_rng(0), 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        for x, y in batches(train, rng, 1):
-            loss = F.cross_entropy(net(torch.from_numpy(x)).reshape(-1, vocab), torch.from_numpy(y).reshape(-1))
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-            for g in opt.param_groups:
-                g["lr"] = LR * min(1.0, (step + 1) / WARMUP)
-            opt.step()
-            step += 1
-    elapsed = time.perf_counter() - t0
-    net.eval()
-    with torch.no_grad():
-        val = float(np.mean([F.cross_entropy(net(torch.from_numpy(x)).reshape(-1, vocab),
-                                             torch.from_numpy(y).reshape(-1)).item() for x, y in val_batches]))
-    return val, step, elapsed
+            def forward(self, idx):
+                x = self.wte(idx) + self.wpe.weight[: idx.shape[1]]
+                for layer in self.h:
+                    x = layer(x, src_mask=self.mask, is_causal=True)
+                return self.ln_f(x) @ self.wte.weight.T
+
+        net = Net()
+        # nanoGPT's (= GPT-2's, = minillm's) initialisation, so that both sides start from the same
+        # distribution: N(0, 0.02) weights, zero biases, N(0, 0.02 / sqrt(2 L)) for the two projections
+        # that write into the residual stream. (TransformerEncoderLayer's own default is xavier/kaiming.)
+        with torch.no_grad():
+            proj_std = 0.02 / (2 * CFG["n_layer"]) ** 0.5
+            for layer in net.h:
+                layer.self_attn.in_proj_weight.normal_(0.0, 0.02)
+                layer.linear1.weight.normal_(0.0, 0.02)
+                layer.self_attn.out_proj.weight.normal_(0.0, proj_std)
+                layer.linear2.weight.normal_(0.0, proj_std)
+                for b in (layer.self_attn.in_proj_bias, layer.self_attn.out_proj.bias, layer.linear1.bias,
+                          layer.linear2.bias):
+                    b.zero_()
+        is_decayed = [p.dim() >= 2 and "wte" not in n and "wpe" not in n for n, p in net.named_parameters()]
+        params = [p for _, p in net.named_parameters()]
+        self.opt = torch.optim.AdamW(
+            [{"params": [p for p, d in zip(params, is_decayed) if d], "weight_decay": 0.1},
+             {"params": [p for p, d in zip(params, is_decayed) if not d], "weight_decay": 0.0}],
+            lr=LR, betas=(0.9, 0.99))
+        self.torch, self.F, self.net, self.train, self.vocab = torch, F, net, train, vocab
+        self.rng, self.steps, self.elapsed = np.random.default_rng(0), 0, 0.0
+
+    def train_until(self, total_seconds):
+        torch, F, net, opt = self.torch, self.F, self.net, self.opt
+        t0, start = time.perf_counter(), self.elapsed
+        while self.elapsed < total_seconds:
+            for x, y in batches(self.train, self.rng, 1):
+                loss = F.cross_entropy(net(torch.from_numpy(x)).reshape(-1, self.vocab),
+                                       torch.from_numpy(y).reshape(-1))
+                opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+                for g in opt.param_groups:
+                    g["lr"] = LR * min(1.0, (self.steps + 1) / WARMUP)
+                opt.step()
+                self.steps += 1
+            self.elapsed = start + time.perf_counter() - t0
+
+    def val_loss(self, val_batches):
+        torch, F = self.torch, self.F
+        self.net.eval()
+        with torch.no_grad():
+            return float(np.mean([F.cross_entropy(self.net(torch.from_numpy(x)).reshape(-1, self.vocab),
+                                                  torch.from_numpy(y).reshape(-1)).item() for x, y in val_batches]))
+
+
+def take_turns(trainers, seconds, slices):
+    """Give each trainer ``seconds`` of training in ``slices`` turns, order A B B A A B ..."""
+    for k in range(slices):
+        order = trainers if k % 2 == 0 else trainers[::-1]
+        for tr in order:
+            tr.train_until(seconds * (k + 1) / slices)
+            time.sleep(0.3)             # let the idle BLAS / OpenMP threads go to sleep before the other side
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=120.0)
+    ap.add_argument("--slices", type=int, default=8, help="turns per side (1: one side's run, then the other's)")
     args = ap.parse_args()
     import platform
     from minillm import data
@@ -129,15 +168,16 @@ def main():
     val_batches = list(batches(val, np.random.default_rng(123), 40))
     threads = _blas_threads()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, BLAS threads {threads}; "
-          f"date {time.strftime('%Y-%m-%d')}; {args.seconds:.0f} s each; vocab {tok.vocab_size}")
-    rows = [("minillm (NumPy " + np.__version__ + ")",) + run_minillm(train, val_batches, tok.vocab_size, args.seconds)]
+          f"date {time.strftime('%Y-%m-%d')}; {args.seconds:.0f} s each in {args.slices} turns; vocab {tok.vocab_size}")
+    trainers = [("minillm (NumPy " + np.__version__ + ")", MiniTrainer(train, tok.vocab_size))]
     try:
         import torch
         torch.set_num_threads(threads)
-        rows.append((f"PyTorch {torch.__version__} ({threads} threads)",)
-                    + run_torch(train, val_batches, tok.vocab_size, args.seconds))
+        trainers.append((f"PyTorch {torch.__version__} ({threads} threads)", TorchTrainer(train, tok.vocab_size)))
     except ImportError:
         print("PyTorch not installed: no reference")
+    take_turns([tr for _, tr in trainers], args.seconds, args.slices)
+    rows = [(name, tr.val_loss(val_batches), tr.steps, tr.elapsed) for name, tr in trainers]
     print(f"{'implementation':<32} {'val loss':>9} {'steps':>7} {'tokens/s':>9}")
     for name, val_loss, steps, elapsed in rows:
         print(f"{name:<32} {val_loss:9.4f} {steps:7d} {steps * BATCH * CFG['block_size'] / elapsed:9,.0f}")

@@ -100,6 +100,28 @@ def test_bert_transfer_benchmark_runs(runs):
     assert [line.split()[0] for line in lines[-2:]] == ["1", "2"]
 
 
+def test_convergence_benchmark_takes_turns_abba(monkeypatch):
+    # benchmarks/convergence.py gives both sides the same share of a drifting machine: turns A B B A ...,
+    # each turn ending at that side's cumulative share of the time
+    import importlib.util
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "convergence.py"
+    spec = importlib.util.spec_from_file_location("convergence_bench", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(bench.time, "sleep", lambda s: None)
+    calls = []
+
+    class Fake:
+        def __init__(self, name):
+            self.name = name
+
+        def train_until(self, t):
+            calls.append((self.name, t))
+    bench.take_turns([Fake("A"), Fake("B")], 120.0, 4)
+    assert calls == [("A", 30.0), ("B", 30.0), ("B", 60.0), ("A", 60.0),
+                     ("A", 90.0), ("B", 90.0), ("B", 120.0), ("A", 120.0)]
+
+
 def test_resume_continues(runs, capsys):
     assert main(["train", "--data", str(runs / "code.txt"), "--out", str(runs / "gpt"), "--resume"] + TINY[:-1]
                 + ["30"]) == 0
