@@ -88,8 +88,7 @@ def sum_rows(x):
     measured 3-7x slower than one BLAS product over all rows for C = 64 to 512 (LayerNorm's mean,
     softmax denominators). The result is the same sum, added in a different order.
     """
-    xp_ = get_array_module(x)
-    return (x @ xp_.ones(x.shape[-1], dtype=x.dtype))[..., None]
+    return (x @ _ones(x.shape[-1], x.dtype, get_array_module(x)))[..., None]
 
 
 def sum_columns(x2):
@@ -97,8 +96,22 @@ def sum_columns(x2):
 
     The same BLAS reason as sum_rows: 1.5-5x faster than NumPy's reduction here.
     """
-    xp_ = get_array_module(x2)
-    return xp_.ones(x2.shape[0], dtype=x2.dtype) @ x2
+    return _ones(x2.shape[0], x2.dtype, get_array_module(x2)) @ x2
+
+
+_ones_cache = {}
+
+
+def _ones(n, dtype, xp_):
+    """A vector of n ones, made once per (n, dtype, backend) and kept: making it anew at every call
+    cost as much as the sum itself for one row (token-by-token generation)."""
+    key = (n, np.dtype(dtype).str, xp_.__name__)
+    if key not in _ones_cache:
+        ones = xp_.ones(n, dtype=dtype)
+        if xp_ is np:
+            ones.flags.writeable = False      # shared: nobody may change it
+        _ones_cache[key] = ones
+    return _ones_cache[key]
 
 
 def to_numpy(x):
