@@ -36,47 +36,56 @@ def batches(data, rng, n):
                np.stack([data[i + 1:i + 1 + CFG["block_size"]] for i in s]))
 
 
-class MiniTrainer:
-    """minillm's GPT, AdamW and the training step; ``train_until(t)`` runs steps until its total
-    training time reaches t seconds."""
+class TimedTrainer:
+    """One side of the race: ``train_until(t)`` runs training steps (the subclass's ``step``) on
+    its own seeded batches until its total training time reaches t seconds."""
+
+    def __init__(self, train):
+        self.train, self.rng, self.steps, self.elapsed = train, np.random.default_rng(0), 0, 0.0
+
+    def train_until(self, total_seconds):
+        t0, start = time.perf_counter(), self.elapsed
+        while self.elapsed < total_seconds:
+            x, y = next(batches(self.train, self.rng, 1))
+            self.step(x, y, LR * min(1.0, (self.steps + 1) / WARMUP))
+            self.steps += 1
+            self.elapsed = start + time.perf_counter() - t0
+
+
+class MiniTrainer(TimedTrainer):
+    """minillm's GPT, AdamW and the training step."""
 
     def __init__(self, train, vocab):
         import minillm
         from minillm.models import GPT, GPTConfig
         from minillm.nn import CrossEntropyLoss
-        from minillm.optim import AdamW, param_groups
+        from minillm.optim import AdamW, clip_grad_norm, param_groups
+        super().__init__(train)
         minillm.manual_seed(0)
         self.model = GPT(GPTConfig(vocab_size=vocab, **CFG))
         self.opt = AdamW(param_groups(self.model, 0.1), lr=LR, betas=(0.9, 0.99))
-        self.loss_fn, self.train = CrossEntropyLoss(), train
-        self.rng, self.steps, self.elapsed = np.random.default_rng(0), 0, 0.0
+        self.loss_fn, self.clip = CrossEntropyLoss(), clip_grad_norm
 
-    def train_until(self, total_seconds):
-        from minillm.optim import clip_grad_norm
-        model, loss_fn, opt = self.model, self.loss_fn, self.opt
-        t0, start = time.perf_counter(), self.elapsed
-        while self.elapsed < total_seconds:
-            for x, y in batches(self.train, self.rng, 1):
-                loss_fn(model(x), y)
-                model.zero_grad()
-                model.backward(loss_fn.backward())
-                clip_grad_norm(model.parameters(), 1.0)
-                opt.set_lr(LR * min(1.0, (self.steps + 1) / WARMUP))
-                opt.step()
-                self.steps += 1
-            self.elapsed = start + time.perf_counter() - t0
+    def step(self, x, y, lr):
+        self.loss_fn(self.model(x), y)
+        self.model.zero_grad()
+        self.model.backward(self.loss_fn.backward())
+        self.clip(self.model.parameters(), 1.0)
+        self.opt.set_lr(lr)
+        self.opt.step()
 
     def val_loss(self, val_batches):
         self.model.eval()
         return float(np.mean([float(self.loss_fn(self.model(x), y)) for x, y in val_batches]))
 
 
-class TorchTrainer:
+class TorchTrainer(TimedTrainer):
     """The same network, initialisation, optimizer and step in PyTorch."""
 
     def __init__(self, train, vocab):
         import torch
         import torch.nn.functional as F
+        super().__init__(train)
         torch.manual_seed(0)
         C, T = CFG["n_embd"], CFG["block_size"]
 
@@ -118,24 +127,17 @@ class TorchTrainer:
             [{"params": [p for p, d in zip(params, is_decayed) if d], "weight_decay": 0.1},
              {"params": [p for p, d in zip(params, is_decayed) if not d], "weight_decay": 0.0}],
             lr=LR, betas=(0.9, 0.99))
-        self.torch, self.F, self.net, self.train, self.vocab = torch, F, net, train, vocab
-        self.rng, self.steps, self.elapsed = np.random.default_rng(0), 0, 0.0
+        self.torch, self.F, self.net, self.vocab = torch, F, net, vocab
 
-    def train_until(self, total_seconds):
-        torch, F, net, opt = self.torch, self.F, self.net, self.opt
-        t0, start = time.perf_counter(), self.elapsed
-        while self.elapsed < total_seconds:
-            for x, y in batches(self.train, self.rng, 1):
-                loss = F.cross_entropy(net(torch.from_numpy(x)).reshape(-1, self.vocab),
-                                       torch.from_numpy(y).reshape(-1))
-                opt.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-                for g in opt.param_groups:
-                    g["lr"] = LR * min(1.0, (self.steps + 1) / WARMUP)
-                opt.step()
-                self.steps += 1
-            self.elapsed = start + time.perf_counter() - t0
+    def step(self, x, y, lr):
+        torch, net = self.torch, self.net
+        loss = self.F.cross_entropy(net(torch.from_numpy(x)).reshape(-1, self.vocab), torch.from_numpy(y).reshape(-1))
+        self.opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        self.opt.step()
 
     def val_loss(self, val_batches):
         torch, F = self.torch, self.F
