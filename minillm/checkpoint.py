@@ -27,6 +27,7 @@ class CheckpointError(ValueError):
 
 
 def checkpoint_path(directory):
+    """DIR/ckpt.npz, where a checkpoint of DIR lives."""
     return Path(directory) / FILENAME
 
 

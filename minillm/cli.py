@@ -46,6 +46,7 @@ def _dropout(text):
 
 
 def cmd_gradcheck(args):
+    """minillm gradcheck: run the float64 gradient check of every model and print the table; exit 1 if any fails."""
     from . import backend
     from .gradcheck import TOLERANCE
     from .gradcheck_suite import format_table, model_cases, run_suite
@@ -57,6 +58,7 @@ def cmd_gradcheck(args):
 
 
 def cmd_train(args):
+    """minillm train: train a GPT, BERT or LSTM LM, write checkpoints and log.csv, print a sample."""
     from . import commands
     if args.n_embd % args.n_head and args.model != "lstm":
         raise UsageError(f"--n-embd {args.n_embd} is not divisible by --n-head {args.n_head}")
@@ -65,12 +67,14 @@ def cmd_train(args):
 
 
 def cmd_generate(args):
+    """minillm generate: continue a prompt with a GPT or LSTM checkpoint (or Hugging Face GPT-2 files)."""
     from . import commands
     commands.generate(args)
     return 0
 
 
 def cmd_fill_mask(args):
+    """minillm fill-mask: the most likely tokens for each [MASK] in the text, from a BERT checkpoint."""
     from . import commands
     model, tok, _ = commands.load_model(args.ckpt, ("bert",))
     for line in commands.fill_mask(model, tok, args.text, args.top):
@@ -79,12 +83,14 @@ def cmd_fill_mask(args):
 
 
 def cmd_classify(args):
+    """minillm classify: fine-tune a BERT checkpoint (or random weights) on the labelled set; prints accuracy."""
     from . import commands
     commands.classify(args)
     return 0
 
 
 def cmd_plot_attention(args):
+    """minillm plot-attention: draw each head's attention weights of a GPT or BERT checkpoint on --text to a PNG."""
     from . import commands
     from .plots import attention_maps, plot_attention
     model, tok, meta = commands.load_model(args.ckpt, ("gpt", "bert"))
@@ -102,6 +108,7 @@ def cmd_plot_attention(args):
 
 
 def build_parser():
+    """The argparse parser of every subcommand (each with --help)."""
     p = argparse.ArgumentParser(prog="minillm", description="Language models from first principles, every backward pass by hand.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -179,6 +186,7 @@ def build_parser():
 
 
 def main(argv=None):
+    """The ``minillm`` command: run the subcommand; an error becomes one line and exit code 2 (usage) or 1."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -41,6 +41,7 @@ def load_model(ckpt_dir, kinds):
 
 
 def make_tokenizer(text, kind, vocab_size, specials):
+    """kind "char": a CharTokenizer of text; "bpe": a ByteBPETokenizer trained on text to vocab_size."""
     if kind == "char":
         return CharTokenizer.train(text, specials)
     print(f"training byte-level BPE to {vocab_size} tokens ...", file=sys.stderr)

@@ -26,6 +26,7 @@ _SKIP_DIRS = {"test", "tests", "idlelib", "lib2to3", "site-packages", "dist-pack
 
 
 def cache_dir():
+    """Where the built-in corpus is cached: $MINILLM_CACHE, else ~/.cache/minillm (created if missing)."""
     path = Path(os.environ.get("MINILLM_CACHE", Path.home() / ".cache" / "minillm"))
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -46,24 +46,29 @@ class Optimizer:
         self.step_count = 0
 
     def set_lr(self, lr):
+        """Set the learning rate of every parameter group (the schedule calls this before each step)."""
         for g in self.param_groups:
             g["lr"] = lr
 
     def step(self):
+        """Update every parameter once from its .grad (call after the backward pass)."""
         self.step_count += 1
         for group in self.param_groups:
             for p in group["params"]:
                 self.update(p, group, self.state.setdefault(id(p), {}))
 
     def update(self, p, group, state):
+        """Update one parameter p in place from p.grad with its group's settings and its own state dict."""
         raise NotImplementedError
 
     # checkpoints: the state of parameter i of the flat parameter list, as plain arrays
     def state_arrays(self):
+        """The state as plain arrays named "i.name" (i: the parameter's index over all groups), for .npz files."""
         flat = [p for g in self.param_groups for p in g["params"]]
         return {f"{i}.{k}": backend.to_numpy(v) for i, p in enumerate(flat) for k, v in self.state.get(id(p), {}).items()}
 
     def load_state_arrays(self, arrays, step_count):
+        """Restore the state saved by state_arrays (same parameter order) and the step count."""
         flat = [p for g in self.param_groups for p in g["params"]]
         self.state = {}
         for key, value in arrays.items():
@@ -80,6 +85,7 @@ class SGD(Optimizer):
         super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
 
     def update(self, p, group, state):
+        """g = grad + wd p;  buf = momentum buf + g (buf = g at the first step);  p -= lr buf."""
         g = p.grad + group["weight_decay"] * p.data if group["weight_decay"] else p.grad
         if group["momentum"]:
             if "momentum_buffer" not in state:
@@ -100,6 +106,8 @@ class Adam(Optimizer):
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay})
 
     def update(self, p, group, state):
+        """m = b1 m + (1-b1) g,  v = b2 v + (1-b2) g^2,  p -= lr m_hat / (sqrt(v_hat) + eps),
+        with m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t) (the moments start at 0: bias correction)."""
         b1, b2 = group["betas"]
         lr, wd, t = group["lr"], group["weight_decay"], self.step_count
         xp = backend.get_array_module(p.data)

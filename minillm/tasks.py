@@ -16,6 +16,8 @@ from .nn import CrossEntropyLoss
 
 
 class LMTask:
+    """Next-token prediction (GPT, LSTM LM): random windows of a token stream, cross-entropy of the next token."""
+
     def __init__(self, train_ids, val_ids, block_size, batch_size):
         self.data = {"train": train_ids, "val": val_ids}
         self.block_size, self.batch_size = block_size, batch_size
@@ -27,17 +29,21 @@ class LMTask:
 
     @property
     def tokens_per_batch(self):
+        """Tokens that one batch feeds the model: block_size * batch_size."""
         return self.block_size * self.batch_size
 
     def batch(self, split, rng):
+        """batch_size random windows of the split: x (B, T) and y = x shifted left by one token."""
         return get_batch(self.data[split], self.block_size, self.batch_size, rng)
 
     def loss(self, model, batch):
+        """Mean next-token cross-entropy of x (B, T) against y (B, T) as a Python float."""
         x, y = batch
-        return float(self.loss_fn(model(x), y))             # mean cross-entropy of the next token
+        return float(self.loss_fn(model(x), y))
 
     def backward(self, model):
-        model.backward(self.loss_fn.backward())             # seed: dL/dlogits = (softmax - onehot) / (B*T)
+        """Run the model's backward from dL/dlogits = (softmax - one_hot) / (B*T) of the last loss()."""
+        model.backward(self.loss_fn.backward())
 
 
 class MLMTask(LMTask):
@@ -51,6 +57,8 @@ class MLMTask(LMTask):
         self.loss_fn = CrossEntropyLoss(ignore_index=-100)
 
     def batch(self, split, rng):
+        """[CLS] + block_size - 1 tokens, masked: inputs (B, block_size), labels (B, block_size),
+        -100 at the positions that are not predicted."""
         x, _ = get_batch(self.data[split], self.block_size - 1, self.batch_size, rng)
         ids = np.concatenate([np.full((self.batch_size, 1), self.cls_id), backend.to_numpy(x)], axis=1)
         inputs, labels = mask_tokens(ids, rng, self.mask_id, self.vocab_size, self.special)
@@ -78,18 +86,22 @@ class ClassifyTask:
 
     @property
     def tokens_per_batch(self):
+        """Tokens (padding included) that one batch feeds the model."""
         return self.batch_size * self.max_len
 
     def batch(self, split, rng):
+        """batch_size random examples of the split: ids (B, max_len), padding mask (B, max_len), labels (B,)."""
         ids, pad, labels = self.data[split]
         pick = rng.integers(0, len(ids), size=self.batch_size)
         return backend.to_device(ids[pick]), backend.to_device(pad[pick]), backend.to_device(labels[pick])
 
     def loss(self, model, batch):
+        """Mean cross-entropy of the batch's labels from the logits (B, num_labels) of the [CLS] head."""
         ids, pad, labels = batch
         return float(self.loss_fn(model(ids, key_padding_mask=pad), labels))
 
     def backward(self, model):
+        """Run the model's backward from dL/dlogits (B, num_labels) of the last loss()."""
         model.backward(self.loss_fn.backward())
 
     def accuracy(self, model, split="val"):

@@ -43,15 +43,18 @@ class CharTokenizer:
 
     @classmethod
     def train(cls, text, special_tokens=()):
+        """A tokenizer whose vocabulary is the sorted set of characters of ``text``."""
         if not text:
             raise ValueError("CharTokenizer.train: the text is empty")
         return cls(sorted(set(text)), special_tokens)
 
     @property
     def vocab_size(self):
+        """Number of ids: one per character of the training text + special tokens."""
         return len(self.chars) + len(self.special_tokens)
 
     def token_to_id(self, token):
+        """The id of one character or special token; KeyError if unknown."""
         if token in self.special_tokens:
             return self.special_tokens[token]
         if token in self.stoi:
@@ -59,6 +62,7 @@ class CharTokenizer:
         raise KeyError(f"unknown token {token!r}")
 
     def encode(self, text, allowed_special=False):
+        """text -> ids, one per character; special tokens in the text become their ids only with allowed_special."""
         ids = []
         for piece, special in _split_specials(text, self.special_tokens, allowed_special):
             if special:
@@ -77,9 +81,11 @@ class CharTokenizer:
         return ids
 
     def decode(self, ids):
+        """ids -> text: each id's character (or special token) joined."""
         return "".join(self.id_to_special.get(i) or self.chars[i] for i in ids)
 
     def to_dict(self):
+        """The characters and special tokens as a JSON-ready dict (tokenizer_from_dict inverts it)."""
         return {"type": "char", "chars": "".join(self.chars), "special_tokens": list(self.special_tokens)}
 
 
@@ -121,6 +127,7 @@ class ByteBPETokenizer:
 
     @property
     def vocab_size(self):
+        """Number of ids: 256 bytes + one per merge + special tokens (or the largest mapped id + 1)."""
         if self.ids is None:
             return len(self.token_bytes) + len(self.special_tokens)
         return max(self.ids + list(self.special_tokens.values())) + 1
@@ -193,6 +200,8 @@ class ByteBPETokenizer:
         return ids
 
     def encode(self, text, allowed_special=False):
+        """text -> ids: split into words (SPLIT_PATTERN), then apply the merges inside each word.
+        Special tokens written in the text become their ids only with allowed_special."""
         ids = []
         for part, special in _split_specials(text, self.special_tokens, allowed_special):
             if special:
@@ -210,6 +219,7 @@ class ByteBPETokenizer:
         return data.decode("utf-8", errors="replace")
 
     def to_dict(self):
+        """The merges, special tokens and id map as a JSON-ready dict (tokenizer_from_dict inverts it)."""
         d = {"type": "bpe", "merges": [list(m) for m in self.merges], "special_tokens": list(self.special_tokens)}
         if self.ids is not None:
             d.update(ids=self.ids, special_ids=list(self.special_tokens.values()))
@@ -285,10 +295,12 @@ def tokenizer_from_dict(d):
 
 
 def save_tokenizer(tokenizer, path):
+    """Write tokenizer.to_dict() to ``path`` as UTF-8 JSON."""
     with open(path, "w", encoding="utf-8") as f:
         json.dump(tokenizer.to_dict(), f, ensure_ascii=False)
 
 
 def load_tokenizer(path):
+    """The tokenizer saved by save_tokenizer at ``path`` (JSON, no pickle)."""
     with open(path, encoding="utf-8") as f:
         return tokenizer_from_dict(json.load(f))

@@ -32,6 +32,7 @@ LOG_COLUMNS = ["step", "elapsed_s", "lr", "train_loss", "val_loss", "tokens_per_
 
 @dataclass
 class TrainConfig:
+    """How long and how fast to train (lr: linear warm-up over warmup_steps, then cosine to min_lr at max_steps)."""
     max_steps: int = 1000         # also the length of the cosine schedule
     max_seconds: float = 0.0      # stop early after this much training time (0: no limit)
     lr: float = 1e-3
@@ -63,6 +64,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def save(self):
+        """Write a checkpoint (weights, optimizer state, step, elapsed time, both RNG states) atomically to out_dir."""
         meta = {**self.meta, "step": self.step, "elapsed_s": self.elapsed, "train_config": asdict(self.cfg),
                 "rng_batches": self.rng.bit_generator.state, "rng_init": backend.cpu_rng().bit_generator.state,
                 "val_loss": self.last_val}
@@ -97,6 +99,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def train_step(self):
+        """Batch, forward + loss, zero_grad, backward, clip, lr schedule, optimizer step -> (loss, lr)."""
         batch = self.task.batch("train", self.rng)
         loss = self.task.loss(self.model, batch)
         if not math.isfinite(loss):

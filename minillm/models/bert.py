@@ -19,6 +19,7 @@ from ..nn.linear import linear_backward, linear_forward
 
 @dataclass
 class BertConfig:
+    """The sizes of a BERT encoder: V = vocab_size, C = n_embd, 4C feed-forward, post-LN blocks (BERT's eps 1e-12)."""
     vocab_size: int = 256
     max_position: int = 128      # longest input
     n_layer: int = 4
@@ -63,6 +64,7 @@ class BERT(Module):
         return load_bert(path, with_mlm_head=False)
 
     def backward(self, dx):
+        """dx: (B, T, C), the gradient of the hidden states; adds every parameter's gradient, layers in reverse."""
         for layer in reversed(self.layers):
             dx = layer.backward(dx)
         dx = self.emb_norm.backward(self.emb_drop.backward(dx))
@@ -82,6 +84,7 @@ class BertForMaskedLM(Module):
         self.decoder_bias = Parameter(init.zeros((config.vocab_size,)))
 
     def forward(self, idx, segments=None, key_padding_mask=None):
+        """idx: (B, T) ids -> logits (B, T, V) = LayerNorm(GELU(W h + b)) @ tok.weight^T + decoder_bias."""
         h = self.bert(idx, segments, key_padding_mask)
         h = self.transform_norm(self.act(self.transform(h)))
         logits, self.cache = linear_forward(h, self.bert.tok.weight.data, self.decoder_bias.data)
@@ -99,6 +102,7 @@ class BertForMaskedLM(Module):
         return save_bert(self, path)
 
     def backward(self, dlogits):
+        """dlogits: (B, T, V). The tied embedding gets the head's share here and the lookup's share in BERT.backward."""
         dh, dtok, dbias = linear_backward(dlogits, self.pop_cache())
         self.bert.tok.weight.grad += dtok                           # tied: first share of the embedding's gradient
         self.decoder_bias.grad += dbias
@@ -106,6 +110,7 @@ class BertForMaskedLM(Module):
         self.bert.backward(dh)
 
     def config_dict(self):
+        """The config as a plain dict (saved in checkpoints as JSON)."""
         return asdict(self.config)
 
 
@@ -120,6 +125,7 @@ class BertForSequenceClassification(Module):
         self.classifier = Linear(config.n_embd, config.num_labels)
 
     def forward(self, idx, segments=None, key_padding_mask=None):
+        """idx: (B, T) ids (position 0 is [CLS]) -> logits (B, num_labels) = W_c tanh(W_p h[:, 0] + b_p) + b_c."""
         h = self.bert(idx, segments, key_padding_mask)               # (B, T, C)
         xp = backend.get_array_module(h)
         pooled = xp.tanh(self.pooler(h[:, 0]))                        # [CLS] -> (B, C)
@@ -127,6 +133,7 @@ class BertForSequenceClassification(Module):
         return self.classifier(self.drop(pooled))
 
     def backward(self, dlogits):
+        """dlogits: (B, num_labels). Gradient flows back through the classifier, the pooler's tanh and [CLS] only."""
         pooled, shape = self.pop_cache()
         dpooled = self.drop.backward(self.classifier.backward(dlogits))
         dcls = self.pooler.backward(dpooled * (1.0 - pooled * pooled))   # tanh' = 1 - tanh^2
@@ -136,4 +143,5 @@ class BertForSequenceClassification(Module):
         self.bert.backward(dh)
 
     def config_dict(self):
+        """The config as a plain dict (saved in checkpoints as JSON)."""
         return asdict(self.config)

@@ -26,6 +26,7 @@ from .sampling import sample_next
 
 @dataclass
 class GPTConfig:
+    """The sizes of a GPT-2 shaped model (GPT-2 small: vocab 50257, block 1024, 12 layers, 12 heads, 768)."""
     vocab_size: int = 256     # characters or BPE tokens
     block_size: int = 128     # longest context the model can see
     n_layer: int = 4          # transformer blocks
@@ -98,6 +99,7 @@ class GPT(Module):
 
     # ------------------------------------------------------------------ generation
     def new_kv_caches(self, batch):
+        """One empty KVCache per block, each holding k, v: (batch, n_head, block_size, n_embd // n_head)."""
         xp = backend.get_array_module(self.wte.weight.data)
         c = self.config
         return [KVCache(batch, c.n_head, c.block_size, c.n_embd // c.n_head, self.wte.weight.data.dtype, xp)
@@ -149,6 +151,7 @@ class GPT(Module):
         return (idx, steps) if return_logits else idx
 
     def config_dict(self):
+        """The config as a plain dict (saved in checkpoints as JSON)."""
         return asdict(self.config)
 
     # ------------------------------------------------------------------ Hugging Face format

@@ -22,6 +22,7 @@ from .sampling import sample_next
 
 @dataclass
 class LSTMConfig:
+    """The sizes of the LSTM language model: Embedding(V, E) -> LSTM(E, H) x num_layers -> Linear(H, V)."""
     vocab_size: int = 256
     embed_dim: int = 128      # E
     hidden_size: int = 256    # H
@@ -43,12 +44,15 @@ class LSTMLM(Module):
         self.fc = Linear(config.hidden_size, config.vocab_size)
 
     def forward(self, idx, state=None):
+        """idx: (B, T) ids, state (h, c): (num_layers, B, H) or None -> logits (B, T, V).
+        The final (h, c) is kept in self.state, so generation can go on from it."""
         check_token_ids("idx", idx, self.config.vocab_size, "LSTMLM")
         x = self.drop_in(self.embedding(idx))
         h, self.state = self.lstm(x, state)         # the final (h, c), for generation
         return self.fc(self.drop_out(h))
 
     def backward(self, dlogits):
+        """dlogits: (B, T, V). Adds every parameter's gradient: fc, then the LSTM through time, then the embedding."""
         dh = self.drop_out.backward(self.fc.backward(dlogits))
         dx = self.lstm.backward(dh)
         self.embedding.backward(self.drop_in.backward(dx))
@@ -69,4 +73,5 @@ class LSTMLM(Module):
         return idx
 
     def config_dict(self):
+        """The config as a plain dict (saved in checkpoints as JSON)."""
         return asdict(self.config)

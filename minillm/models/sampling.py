@@ -12,6 +12,7 @@ import numpy as np
 
 
 def check_sampling_options(temperature, top_k, top_p):
+    """ValueError naming the option unless temperature > 0, top_k >= 1 and top_p in (0, 1] (None: unused)."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature} (use greedy decoding for argmax)")
     if top_k is not None and top_k < 1:

@@ -23,6 +23,7 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 # ============================================================================ ReLU
 def relu_forward(x):
+    """out = x [x > 0].  x: (...) -> out: (...); the cache is the bool mask [x > 0]."""
     out = x * (x > 0)
     return out, x > 0
 
@@ -103,6 +104,7 @@ def _gelu_tanh_grad(x, s, dout, dx):
 
 # ============================================================================ softmax
 def softmax_forward(x, axis=-1):
+    """p_i = exp(x_i - m) / sum_j exp(x_j - m) along ``axis``, m = max_j x_j.  x: (...) -> p: (...)."""
     xp = backend.get_array_module(x)
     e = xp.exp(x - x.max(axis=axis, keepdims=True))
     p = e / e.sum(axis=axis, keepdims=True)
@@ -116,6 +118,7 @@ def softmax_backward(dout, cache):
 
 
 def log_softmax_forward(x, axis=-1):
+    """out_i = x_i - m - log sum_j exp(x_j - m) along ``axis``, m = max_j x_j.  x: (...) -> out: (...)."""
     xp = backend.get_array_module(x)
     z = x - x.max(axis=axis, keepdims=True)
     out = z - xp.log(xp.exp(z).sum(axis=axis, keepdims=True))
@@ -134,11 +137,13 @@ class ReLU(Module):
     """out = max(x, 0), as torch.nn.ReLU."""
 
     def forward(self, x):
+        """x: (...) -> max(x, 0): (...)."""
         check_float("input", x, "ReLU")
         out, self.cache = relu_forward(x)
         return out
 
     def backward(self, dout):
+        """dout: (...) -> dx = dout [x > 0]: (...)."""
         return relu_backward(dout, self.pop_cache())
 
 
@@ -151,11 +156,13 @@ class GELU(Module):
         self.approximate = approximate
 
     def forward(self, x):
+        """x: (...) -> GELU(x): (...)."""
         check_float("input", x, "GELU")
         out, self.cache = gelu_forward(x, self.approximate)
         return out
 
     def backward(self, dout):
+        """dout: (...) -> dx: (...), see gelu_backward."""
         return gelu_backward(dout, self.pop_cache())
 
     def extra_repr(self):
@@ -169,11 +176,13 @@ class Softmax(Module):
         self.dim = dim
 
     def forward(self, x):
+        """x: (...) -> softmax(x) along dim: (...)."""
         check_float("input", x, "Softmax")
         out, self.cache = softmax_forward(x, self.dim)
         return out
 
     def backward(self, dout):
+        """dout: (...) -> dx: (...), see softmax_backward."""
         return softmax_backward(dout, self.pop_cache())
 
 
@@ -184,9 +193,11 @@ class LogSoftmax(Module):
         self.dim = dim
 
     def forward(self, x):
+        """x: (...) -> log_softmax(x) along dim: (...)."""
         check_float("input", x, "LogSoftmax")
         out, self.cache = log_softmax_forward(x, self.dim)
         return out
 
     def backward(self, dout):
+        """dout: (...) -> dx: (...), see log_softmax_backward."""
         return log_softmax_backward(dout, self.pop_cache())

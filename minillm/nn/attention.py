@@ -226,6 +226,11 @@ class MultiHeadAttention(Module):
         return x.transpose(0, 2, 1, 3).reshape(B, T, self.embed_dim)
 
     def forward(self, x, memory=None, attn_mask=None, key_padding_mask=None, is_causal=False, kv_cache=None):
+        """x: (B, T, C) -> y: (B, T, C) = out_proj(merge_heads(softmax(q k^T / sqrt(D) + mask) v)).
+
+        q, k, v = split_heads(x W_q^T + b_q, ...) from one (3C, C) matmul; with memory: (B, S, C), k and v
+        come from memory (cross-attention). kv_cache: append this call's k, v and attend to all cached
+        positions (generation; no backward)."""
         C, W = self.embed_dim, self.in_proj_weight.data
         b = None if self.in_proj_bias is None else self.in_proj_bias.data
         where = f"MultiHeadAttention(embed_dim={C})"

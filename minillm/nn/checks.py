@@ -24,6 +24,7 @@ def check_ndim(name, x, ndims, where):
 
 
 def check_last_dim(name, x, size, where):
+    """x.shape[-1] must equal ``size`` (the layer's feature size)."""
     if x.shape[-1] != size:
         raise ValueError(f"{where} got {name} with last dimension {x.shape[-1]} (shape {tuple(x.shape)}), expected {size}")
 
@@ -40,6 +41,7 @@ def check_token_ids(name, idx, num, where):
 
 
 def check_same_dtype(where, **arrays):
+    """Every array given (None is skipped) must have the same dtype, e.g. q, k, v of attention."""
     dtypes = {k: np.dtype(v.dtype) for k, v in arrays.items() if v is not None}
     if len(set(dtypes.values())) > 1:
         listing = ", ".join(f"{k}={d}" for k, d in dtypes.items())

@@ -41,9 +41,11 @@ class Dropout(Module):
         self.fixed_mask = None
 
     def active(self):
+        """True when the forward drops anything: training mode and p > 0."""
         return self.training and self.p > 0
 
     def forward(self, x):
+        """x: (...) -> x * mask / (1 - p): (...) in training with p > 0, else x unchanged."""
         check_float("input", x, "Dropout")
         if not self.active():
             self.cache = "identity"
@@ -53,6 +55,7 @@ class Dropout(Module):
         return out
 
     def backward(self, dout):
+        """dout: (...) -> dx = dout * mask / (1 - p): (...); dout itself when the forward was the identity."""
         cache = self.pop_cache()
         return dout if cache == "identity" else dropout_backward(dout, cache)
 

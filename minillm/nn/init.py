@@ -24,8 +24,10 @@ def normal(shape, std, dtype=None):
 
 
 def zeros(shape, dtype=None):
+    """An array of zeros of ``shape`` (biases)."""
     return _place(np.zeros(shape), dtype)
 
 
 def ones(shape, dtype=None):
+    """An array of ones of ``shape`` (LayerNorm's weight)."""
     return _place(np.ones(shape), dtype)

@@ -53,6 +53,7 @@ class Linear(Module):
         self.bias = Parameter(init.uniform((out_features,), bound, dtype)) if bias else None
 
     def forward(self, x):
+        """x: (..., in_features) -> x W^T + b: (..., out_features)."""
         where = f"Linear(in_features={self.in_features})"
         check_float("input", x, where)
         check_backend("input", x, self.weight.data, where)

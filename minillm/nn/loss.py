@@ -63,6 +63,8 @@ class CrossEntropyLoss(Module):
         self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
 
     def forward(self, logits, targets):
+        """logits: (N, V) or (B, T, V), targets: (N,) or (B, T) ids -> the mean, over targets that are
+        not ignore_index, of -log softmax(logits)[target] (with label_smoothing > 0, the file docstring's loss_n)."""
         where = "CrossEntropyLoss"
         check_float("logits", logits, where)
         if not np.issubdtype(np.dtype(targets.dtype), np.integer):

@@ -167,6 +167,7 @@ class LSTMCell(Module):
         _lstm_params(self, "", input_size, hidden_size, dtype)
 
     def forward(self, x, state=None):
+        """x: (B, I), state (h, c): (B, H) each, zeros if None -> (h', c'): (B, H) each."""
         where = f"LSTMCell(input_size={self.input_size})"
         check_float("input", x, where)
         check_ndim("input", x, (2,), where)
@@ -212,6 +213,8 @@ class LSTM(Module):
         return [getattr(self, f"{n}_l{layer}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
 
     def forward(self, x, state=None):
+        """x: (B, T, I) if batch_first else (T, B, I); state (h0, c0): (num_layers, B, H) or None (zeros)
+        -> y: (B, T, H) or (T, B, H), the last layer's h at every step, and (h_n, c_n): (num_layers, B, H)."""
         where = f"LSTM(input_size={self.input_size})"
         check_float("input", x, where)
         check_ndim("input", x, (3,), where)

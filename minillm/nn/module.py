@@ -24,6 +24,7 @@ class Parameter:
 
     @property
     def shape(self):
+        """The shape of the parameter's data."""
         return self.data.shape
 
     def __repr__(self):
@@ -41,9 +42,11 @@ class Module:
         return self.forward(*args, **kwargs)
 
     def forward(self, *args, **kwargs):
+        """Compute the output from the input and keep in self.cache what backward will need."""
         raise NotImplementedError
 
     def backward(self, *args, **kwargs):
+        """Given dL/doutput, add each parameter's gradient into its .grad and return dL/dinput."""
         raise NotImplementedError
 
     def pop_cache(self):
@@ -85,21 +88,27 @@ class Module:
                     yield (f"{mod_name}.{name}" if mod_name else name), value
 
     def parameters(self):
+        """Every Parameter of this module and its sub-modules, each once, in definition order."""
         return [p for _, p in self.named_parameters()]
 
     def num_parameters(self):
+        """Total number of parameter values (a shared parameter counts once)."""
         return int(sum(p.data.size for p in self.parameters()))
 
     def zero_grad(self):
+        """Set every parameter's grad to 0. Backward passes add into .grad (a tied weight gets two
+        shares), so call this before each backward."""
         for p in self.parameters():
             p.grad[...] = 0
 
     def train(self, mode=True):
+        """Training mode (dropout active) for this module and every sub-module; returns self."""
         for _, m in self.named_modules():
             m.training = mode
         return self
 
     def eval(self):
+        """Evaluation mode: dropout off (same as train(False))."""
         return self.train(False)
 
     # ------------------------------------------------------------------ moving
@@ -121,9 +130,11 @@ class Module:
         return self
 
     def double(self):
+        """Cast every parameter to float64 (gradient checks)."""
         return self.to(dtype=np.float64)
 
     def float(self):
+        """Cast every parameter to float32 (training)."""
         return self.to(dtype=np.float32)
 
     # ------------------------------------------------------------------ saving
@@ -164,6 +175,7 @@ class Module:
         return self
 
     def extra_repr(self):
+        """Extra text inside this module's repr, e.g. "in_features=4, out_features=8" (as torch)."""
         return ""
 
     def __repr__(self):
@@ -182,6 +194,7 @@ class ModuleList(Module):
             self.append(m)
 
     def append(self, module):
+        """Add a module; its parameters are named by its index."""
         setattr(self, str(len(self._items)), module)
         self._items.append(module)
 

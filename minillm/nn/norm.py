@@ -66,6 +66,7 @@ class LayerNorm(Module):
         self.bias = Parameter(init.zeros((self.normalized_shape,), dtype))
 
     def forward(self, x):
+        """x: (..., C) -> (x - mean) / sqrt(var + eps) * weight + bias: (..., C)."""
         where = f"LayerNorm({self.normalized_shape})"
         check_float("input", x, where)
         check_backend("input", x, self.weight.data, where)
@@ -74,6 +75,7 @@ class LayerNorm(Module):
         return out
 
     def backward(self, dout):
+        """dout: (..., C) -> dx: (..., C); adds into weight.grad and bias.grad (see layernorm_backward)."""
         dx, dw, db = layernorm_backward(dout, self.pop_cache())
         self.accumulate(self.weight, dw)
         self.accumulate(self.bias, db)

@@ -59,11 +59,13 @@ class SinusoidalPositionalEncoding(Module):
         self.table = table if dtype is None else table.astype(dtype)
 
     def forward(self, x):
+        """x: (B, T, C) -> x + table[:T]: (B, T, C)."""
         _check(x, self.max_len, self.dim, f"SinusoidalPositionalEncoding(dim={self.dim})")
         out, self.cache = positional_forward(x, self.table.astype(x.dtype, copy=False))
         return out
 
     def backward(self, dout):
+        """dout: (B, T, C) -> dx = dout (the table is fixed, it has no gradient)."""
         self.pop_cache()
         return positional_backward(dout)[0]
 
@@ -76,11 +78,13 @@ class LearnedPositionalEncoding(Module):
         self.weight = Parameter(init.normal((max_len, dim), std, dtype))
 
     def forward(self, x, offset=0):
+        """x: (B, T, C) -> x + weight[offset:offset + T]: (B, T, C) (offset: positions already in a KV cache)."""
         _check(x, self.max_len, self.dim, f"LearnedPositionalEncoding(dim={self.dim})", offset)
         out, self.cache = positional_forward(x, self.weight.data, offset)
         return out
 
     def backward(self, dout):
+        """dout: (B, T, C) -> dx = dout; weight.grad[offset:offset + T] += dout summed over the batch."""
         offset, T = self.pop_cache()
         dx, dtable = positional_backward(dout)
         self.weight.grad[offset:offset + T] += dtable
