@@ -12,7 +12,6 @@ start from the same weights: initial weights are always drawn on the CPU with
 one NumPy generator and then copied to the device.
 """
 import ctypes
-import math
 import os
 import sys
 
@@ -155,22 +154,6 @@ def rand(shape, dtype=None):
     if current() == "cupy":
         return _state["xp"].random.random_sample(shape, dtype=dtype)
     return _rng["cpu"].random(shape, dtype=np.float64).astype(dtype, copy=False)
-
-
-def erf(x):
-    """Elementwise error function on either backend (needed by the exact GELU).
-
-    NumPy has no erf; SciPy's is used when installed, otherwise Python's math.erf
-    element by element (exact, but slow: the tanh GELU is the fast default).
-    """
-    if get_array_module(x) is not np:
-        from cupyx.scipy.special import erf as cupy_erf
-        return cupy_erf(x)
-    try:
-        from scipy.special import erf as scipy_erf
-        return scipy_erf(x).astype(x.dtype, copy=False)
-    except ImportError:
-        return np.frompyfunc(math.erf, 1, 1)(x).astype(x.dtype)
 
 
 def scatter_add(target, index, values):

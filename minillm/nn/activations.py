@@ -3,7 +3,7 @@
 All shapes are preserved: x: (...) -> out: (...).
 
 ReLU:        out = max(x, 0)
-GELU exact:  out = x * Phi(x),  Phi(x) = (1 + erf(x / sqrt 2)) / 2
+GELU exact:  out = x * Phi(x),  Phi(x) = (1 + erf(x / sqrt 2)) / 2 = erfc(-x / sqrt 2) / 2
 GELU tanh:   out = x/2 * (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)   (GPT-2; Hendrycks & Gimpel 2016)
 softmax:     p_i = exp(x_i - m) / sum_j exp(x_j - m),  m = max_j x_j   (subtracting m avoids overflow)
 log_softmax: x_i - m - log sum_j exp(x_j - m)
@@ -15,6 +15,7 @@ import numpy as np
 from .. import backend
 from .checks import check_float
 from .module import Module
+from .special import erfc
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
@@ -35,16 +36,28 @@ def relu_backward(dout, cache):
 
 # ============================================================================ GELU
 def gelu_forward(x, approximate="tanh"):
-    """GELU. approximate="tanh" (GPT-2, the default here) or "none" (exact, erf; BERT)."""
-    if approximate == "tanh":
-        xp = backend.get_array_module(x)
-        x = xp.ascontiguousarray(x)
-        out, s = xp.empty_like(x), xp.empty_like(x)
-        xf, of, sf = x.reshape(-1), out.reshape(-1), s.reshape(-1)
-        backend.for_blocks(lambda i, j: _gelu_tanh(xf[i:j], of[i:j], sf[i:j]), x.size, x)   # see for_blocks
-        return out, ("tanh", x, s)
-    phi_cdf = 0.5 * (1.0 + backend.erf(x * _INV_SQRT_2))
-    return x * phi_cdf, ("none", x, phi_cdf)
+    """GELU. approximate="tanh" (GPT-2, the default here) or "none" (exact, erf; BERT).
+
+    x: (...) -> out: (...). Both formulas run block by block (see backend.for_blocks) and save
+    s for the backward: sigmoid(2u) for "tanh", Phi(x) for "none".
+    """
+    xp = backend.get_array_module(x)
+    x = xp.ascontiguousarray(x)
+    out, s = xp.empty_like(x), xp.empty_like(x)
+    xf, of, sf = x.reshape(-1), out.reshape(-1), s.reshape(-1)
+    formula = _gelu_tanh if approximate == "tanh" else _gelu_erf
+    backend.for_blocks(lambda i, j: formula(xf[i:j], of[i:j], sf[i:j]), x.size, x)
+    return out, (approximate, x, s)
+
+
+def _gelu_erf(x, out, s):
+    """out = x Phi(x), s = Phi(x) = erfc(-x / sqrt 2) / 2: the same as (1 + erf(x / sqrt 2)) / 2,
+    written with erfc to stay accurate for x < 0 (see special.py)."""
+    xp = backend.get_array_module(x)
+    xp.multiply(x, -_INV_SQRT_2, out=out)                 # out: scratch for -x / sqrt 2
+    erfc(out, out=s)
+    s *= 0.5
+    xp.multiply(x, s, out=out)
 
 
 def _gelu_tanh(x, out, s):
@@ -78,14 +91,24 @@ def gelu_backward(dout, cache):
     """
     kind, x, s = cache
     xp = backend.get_array_module(x)
-    if kind == "tanh":
-        dout = xp.ascontiguousarray(dout)
-        dx = xp.empty_like(dout)
-        xf, sf, df, of = x.reshape(-1), s.reshape(-1), dout.reshape(-1), dx.reshape(-1)
-        backend.for_blocks(lambda i, j: _gelu_tanh_grad(xf[i:j], sf[i:j], df[i:j], of[i:j]), x.size, x)
-        return dx
-    pdf = _INV_SQRT_2PI * xp.exp(-0.5 * x * x)
-    return dout * (s + x * pdf)
+    dout = xp.ascontiguousarray(dout)
+    dx = xp.empty_like(dout)
+    xf, sf, df, of = x.reshape(-1), s.reshape(-1), dout.reshape(-1), dx.reshape(-1)
+    formula = _gelu_tanh_grad if kind == "tanh" else _gelu_erf_grad
+    backend.for_blocks(lambda i, j: formula(xf[i:j], sf[i:j], df[i:j], of[i:j]), x.size, x)
+    return dx
+
+
+def _gelu_erf_grad(x, s, dout, dx):
+    """dx = dout (s + x phi(x)) with s = Phi(x), written into dx (see gelu_backward)."""
+    xp = backend.get_array_module(x)
+    xp.multiply(x, x, out=dx)
+    dx *= -0.5
+    xp.exp(dx, out=dx)
+    dx *= _INV_SQRT_2PI                                    # phi(x)
+    dx *= x
+    dx += s
+    dx *= dout
 
 
 def _gelu_tanh_grad(x, s, dout, dx):
