@@ -74,9 +74,12 @@ def cmd_generate(args):
 
 
 def cmd_fill_mask(args):
-    """minillm fill-mask: the most likely tokens for each [MASK] in the text, from a BERT checkpoint."""
+    """minillm fill-mask: the most likely tokens for each [MASK] in the text (BERT checkpoint or directory)."""
     from . import commands
-    model, tok, _ = commands.load_model(args.ckpt, ("bert",))
+    if args.pretrained:
+        model, tok = commands.load_pretrained_bert(args.pretrained)
+    else:
+        model, tok, _ = commands.load_model(args.ckpt, ("bert",))
     for line in commands.fill_mask(model, tok, args.text, args.top):
         print(line)
     return 0
@@ -154,8 +157,11 @@ def build_parser():
     g.add_argument("--seed", type=int, default=None)
     g.set_defaults(func=cmd_generate)
 
-    f = sub.add_parser("fill-mask", help="predict the [MASK] tokens of a text with a trained BERT")
-    f.add_argument("--ckpt", required=True, metavar="DIR")
+    f = sub.add_parser("fill-mask", help="predict the [MASK] tokens of a text with a trained BERT or a BERT directory")
+    fsrc = f.add_mutually_exclusive_group(required=True)
+    fsrc.add_argument("--ckpt", metavar="DIR", help="a checkpoint from `minillm train --model bert`")
+    fsrc.add_argument("--pretrained", metavar="DIR", help="a Hugging Face BertForMaskedLM directory: "
+                      "config.json, model.safetensors, vocab.txt")
     f.add_argument("text", help='e.g. "Return the [MASK]ength of the list."')
     f.add_argument("--top", type=_positive_int, default=5)
     f.set_defaults(func=cmd_fill_mask)

@@ -17,6 +17,7 @@ from .optim import AdamW, param_groups
 from .tasks import ClassifyTask, LMTask, MLMTask
 from .tokenizers import ByteBPETokenizer, CharTokenizer, tokenizer_from_dict
 from .train import TrainConfig, Trainer
+from .wordpiece import WordPieceTokenizer, join_pieces
 
 BERT_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 KINDS = {"gpt": (GPT, GPTConfig), "lstm": (LSTMLM, LSTMConfig), "bert": (BertForMaskedLM, BertConfig),
@@ -153,6 +154,26 @@ def load_pretrained_gpt2(path):
     return model, tok, {"kind": "gpt", "model_config": model.config_dict()}
 
 
+def load_pretrained_bert(path):
+    """(BertForMaskedLM, its WordPiece tokenizer) from a Hugging Face BERT directory with vocab.txt.
+    Lower-casing follows tokenizer_config.json's do_lower_case when the file is there (else on)."""
+    import json
+    path = Path(path)
+    if not (path / "vocab.txt").is_file():
+        raise FileNotFoundError(f"{path}: vocab.txt is missing (a BERT directory has config.json, "
+                                "model.safetensors and vocab.txt)")
+    lower = True
+    if (path / "tokenizer_config.json").is_file():
+        lower = json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8")).get("do_lower_case", True)
+    model = BertForMaskedLM.from_pretrained(path)
+    tok = WordPieceTokenizer.from_vocab_file(path / "vocab.txt", do_lower_case=lower)
+    if tok.vocab_size > model.config.vocab_size:
+        raise ValueError(f"{path}: vocab.txt has {tok.vocab_size} tokens but the model only {model.config.vocab_size}")
+    print(f"loaded BERT from {path}: {model.num_parameters():,} parameters, vocabulary {tok.vocab_size}",
+          file=sys.stderr)
+    return model, tok
+
+
 def fill_mask(model, tok, text, top):
     """Lines 'position: candidate (probability) -> the text with the best candidate' for every [MASK].
 
@@ -179,11 +200,20 @@ def fill_mask(model, tok, text, top):
         p /= p.sum()
         best = np.argsort(-p)[:top]
         cands = ", ".join(f"{tok.decode([int(b)])!r} ({p[b]:.2f})" for b in best)
-        word = tok.decode([int(best[0])])
-        space = word[:len(word) - len(word.lstrip(" "))] if word.strip() else ""   # ' list' -> ' [list]'; ' ' -> '[ ]'
-        filled = tok.decode(ids[1:pos]) + space + "[" + word[len(space):] + "]" + tok.decode(ids[pos + 1:])
-        lines.append(f"mask at token {pos}: {cands}   ->  {filled}")
+        lines.append(f"mask at token {pos}: {cands}   ->  {_filled(tok, ids, pos, int(best[0]))}")
     return lines
+
+
+def _filled(tok, ids, pos, best):
+    """The text of ids[1:] (after [CLS]) with the token at pos replaced by "[best]"."""
+    if isinstance(tok, WordPieceTokenizer):          # pieces are joined by spaces, "##" glues
+        pieces = [tok.vocab[i] for i in ids[1:]]
+        word = tok.vocab[best]
+        pieces[pos - 1] = "##[" + word[2:] + "]" if word.startswith("##") else "[" + word + "]"
+        return join_pieces(pieces)
+    word = tok.decode([best])
+    space = word[:len(word) - len(word.lstrip(" "))] if word.strip() else ""   # ' list' -> ' [list]'; ' ' -> '[ ]'
+    return tok.decode(ids[1:pos]) + space + "[" + word[len(space):] + "]" + tok.decode(ids[pos + 1:])
 
 
 def classifier_trainer(meta, state, task, num_labels, from_scratch, lr, max_steps, seed, out, quiet=False):

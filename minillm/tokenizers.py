@@ -291,7 +291,10 @@ def tokenizer_from_dict(d):
         return CharTokenizer(d["chars"], d.get("special_tokens", ()))
     if d.get("type") == "bpe":
         return ByteBPETokenizer(d["merges"], d.get("special_tokens", ()), d.get("ids"), d.get("special_ids"))
-    raise ValueError(f"unknown tokenizer type {d.get('type')!r} (expected 'char' or 'bpe')")
+    if d.get("type") == "wordpiece":
+        from .wordpiece import WordPieceTokenizer
+        return WordPieceTokenizer(d["vocab"], d.get("do_lower_case", True))
+    raise ValueError(f"unknown tokenizer type {d.get('type')!r} (expected 'char', 'bpe' or 'wordpiece')")
 
 
 def save_tokenizer(tokenizer, path):

@@ -150,3 +150,40 @@ def test_cli_generate_with_a_pretrained_directory(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("ab")
     assert main(["generate", "--pretrained", str(tmp_path), "--prompt", "ab"]) == 2   # not a model directory
     assert "is missing" in capsys.readouterr().err
+
+
+WORDPIECE_VOCAB = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+                   + [c for c in "abcdefghijklmnoprstuvwxyz0123456789"] + ["##" + c for c in "abcdefghijklmnoprstuvwxyz"]
+                   + ["the", "quick", "brown", "fox", "##es", "jump", "##s", "##ing", "##ed", "un", "##aff", "##able",
+                      "cafe", "naive", "resume", "hello", "world", "stop", "don", "Cafe", "Hello", "你", "好", "世", "界"])
+WORDPIECE_TEXTS = ("The quick brown foxes jumped, unaffable!", "Café NAÏVE résumé", "don't stop-believing",
+                   "[MASK] is the [MASK].", "  leading and trailing  ", "tab\tnew\nline\r\nend", "Qatar queue",
+                   "a" * 120, "x\u200by zero width", "emoji 🙂 here", "你好，世界！Hello World", MIXED)
+
+
+@pytest.mark.parametrize("lower", [True, False])
+def test_wordpiece_gives_bert_tokenizer_ids(tmp_path, lower):
+    from minillm.wordpiece import WordPieceTokenizer
+    (tmp_path / "vocab.txt").write_text("\n".join(WORDPIECE_VOCAB) + "\n", encoding="utf-8")
+    ref = transformers.BertTokenizer(str(tmp_path / "vocab.txt"), do_lower_case=lower)
+    ours = WordPieceTokenizer.from_vocab_file(tmp_path / "vocab.txt", do_lower_case=lower)
+    for text in WORDPIECE_TEXTS:
+        want = ref(text, add_special_tokens=False)["input_ids"]
+        assert ours.encode(text, allowed_special=True) == want, text
+        assert ours.decode(want) == ref.decode(want), text
+
+
+def test_cli_fill_mask_with_a_pretrained_bert_directory(hf_bert, tmp_path, capsys):
+    import shutil
+    ref, path = hf_bert
+    shutil.copytree(path, tmp_path / "bert")
+    vocab = WORDPIECE_VOCAB[:ref.config.vocab_size]                   # one token per row of the embedding
+    (tmp_path / "bert" / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    assert main(["fill-mask", "--pretrained", str(tmp_path / "bert"), "a [MASK] b.", "--top", "3"]) == 0
+    line = capsys.readouterr().out.strip()
+    ids = [vocab.index(t) for t in ("[CLS]", "a", "[MASK]", "b", ".")]
+    best = int(hf_logits(ref, np.array([ids]))[0, 2].argmax())
+    assert line.startswith("mask at token 2: " + repr(vocab[best])), line
+    assert line.endswith(f"->  a [{vocab[best]}] b."), line
+    assert main(["fill-mask", "--pretrained", str(path), "a [MASK] b."]) == 2         # no vocab.txt
+    assert "vocab.txt is missing" in capsys.readouterr().err
