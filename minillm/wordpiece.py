@@ -4,7 +4,7 @@ Hugging Face BERT directory.
 Two stages, as in BERT's release and transformers' BertTokenizer:
 
 1. Basic tokenization of the text into words:
-   - drop control characters, NUL and U+FFFD; every kind of whitespace becomes a space;
+   - drop control, format and private-use characters and U+FFFD; whitespace becomes a space;
    - put spaces around CJK ideographs, so each Chinese character is a word of its own;
    - split on whitespace; with do_lower_case, lower-case each word and strip its accents
      (Unicode NFD, then drop the combining marks: "Café" -> "cafe");
@@ -34,7 +34,8 @@ def is_whitespace(c):
 
 
 def is_control(c):
-    return c not in "\t\n\r" and unicodedata.category(c).startswith("C")
+    """Control, format and private-use characters (Unicode Cc, Cf, Co), but not tab or newlines."""
+    return c not in "\t\n\r" and unicodedata.category(c) in ("Cc", "Cf", "Co")
 
 
 def is_punctuation(c):

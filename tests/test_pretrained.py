@@ -158,7 +158,7 @@ WORDPIECE_VOCAB = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list("!\"#$%
                       "cafe", "naive", "resume", "hello", "world", "stop", "don", "Cafe", "Hello", "你", "好", "世", "界"])
 WORDPIECE_TEXTS = ("The quick brown foxes jumped, unaffable!", "Café NAÏVE résumé", "don't stop-believing",
                    "[MASK] is the [MASK].", "  leading and trailing  ", "tab\tnew\nline\r\nend", "Qatar queue",
-                   "a" * 120, "x\u200by zero width", "emoji 🙂 here", "你好，世界！Hello World", MIXED)
+                   "a" * 120, "x\u200by zero width", "a\u0085b\u2028c\u00add\ue000e\u0378f\u3000g", "emoji 🙂 here", "你好，世界！Hello World", MIXED)
 
 
 @pytest.mark.parametrize("lower", [True, False])
