@@ -30,6 +30,7 @@ CJK_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 
 
 
 def is_whitespace(c):
+    """Space, tab, newlines and the other Unicode space separators (Zs: no-break space, ...)."""
     return c in " \t\n\r" or unicodedata.category(c) == "Zs"
 
 
@@ -46,6 +47,7 @@ def is_punctuation(c):
 
 
 def is_cjk(c):
+    """A CJK ideograph (a Chinese character, or a kanji / hanja)."""
     cp = ord(c)
     return any(lo <= cp <= hi for lo, hi in CJK_RANGES)
 
@@ -54,7 +56,7 @@ def basic_words(text, do_lower_case=True):
     """Stage 1: text -> list of words (see the file docstring)."""
     chars = []
     for c in text:
-        if c in ("\x00", "\ufffd") or is_control(c):
+        if c == "\ufffd" or is_control(c):                  # U+FFFD: what a broken byte decoded to
             continue
         chars.append(" " if is_whitespace(c) else f" {c} " if is_cjk(c) else c)
     words = []
