@@ -2,6 +2,7 @@
 
 cli.py parses the options and calls these functions; they can be called from Python too.
 """
+import json
 import sys
 import time
 from dataclasses import asdict
@@ -157,7 +158,6 @@ def load_pretrained_gpt2(path):
 def load_pretrained_bert(path):
     """(BertForMaskedLM, its WordPiece tokenizer) from a Hugging Face BERT directory with vocab.txt.
     Lower-casing follows tokenizer_config.json's do_lower_case when the file is there (else on)."""
-    import json
     path = Path(path)
     if not (path / "vocab.txt").is_file():
         raise FileNotFoundError(f"{path}: vocab.txt is missing (a BERT directory has config.json, "
