@@ -86,3 +86,23 @@ def test_exact_gelu_matches_torch_in_float32():
     ty.backward(torch.from_numpy(dout))
     np.testing.assert_allclose(out, ty.detach().numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_exact_gelu_benchmark_compares_the_same_function():
+    """benchmarks/exact_gelu.py times the erf-based variants against ours: they must compute the
+    same GELU and gradient, or the timing compares different work."""
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).parent.parent / "benchmarks" / "exact_gelu.py"
+    spec = importlib.util.spec_from_file_location("exact_gelu", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    x = np.random.default_rng(0).standard_normal((8, 300)).astype(np.float32) * 2
+    dout = np.random.default_rng(1).standard_normal(x.shape).astype(np.float32)
+    ways = bench.variants()
+    out, cache = ways["minillm erfc"][0](x, "none")
+    dx = ways["minillm erfc"][1](dout, cache)
+    for name, (fwd, bwd) in ways.items():
+        o, c = fwd(x, "none")
+        np.testing.assert_allclose(o, out, rtol=1e-5, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(bwd(dout, c), dx, rtol=1e-5, atol=1e-6, err_msg=name)
