@@ -57,6 +57,27 @@ print(f"chosen positions: {int((labels >= 0).sum())} of {ids.shape[1]}; "
       f"the loss is computed only there (label -100 elsewhere)")
 
 # %% [markdown]
+# ## How a real BERT cuts text: WordPiece
+#
+# This notebook's BERT reads characters, to stay small. Google's BERT reads **WordPiece** tokens
+# ([`minillm/wordpiece.py`](../minillm/wordpiece.py)): the text is first cut into words (lower-cased,
+# accents stripped, every punctuation mark and every Chinese character on its own), then each word is
+# covered greedily by the longest vocabulary entries, a `##` marking a piece that continues a word.
+# A word it cannot cover becomes `[UNK]`. With a real `vocab.txt` (30,522 entries for
+# bert-base-uncased), `minillm fill-mask --pretrained DIR "..."` uses exactly this.
+
+# %%
+from minillm.wordpiece import WordPieceTokenizer, basic_words
+
+toy_vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "return", "the", "sort", "##ed", "list", "##s",
+             "un", "##aff", "##able", ",", ".", "!", "排", "序"]
+wp = WordPieceTokenizer(toy_vocab)
+for sample in ["Return the sorted lists, unaffable!", "Café 排序.", "Return the [MASK]."]:
+    words = basic_words(sample)
+    pieces = [wp.vocab[i] for i in wp.encode(sample, allowed_special=True)]
+    print(f"{sample!r:40} words {words}\n{'':40} pieces {pieces}")
+
+# %% [markdown]
 # ## Pre-train a small BERT on the built-in corpus
 # Post-LN encoder blocks (the original BERT layout), token + position + segment embeddings, an MLM
 # head tied to the token embedding.
