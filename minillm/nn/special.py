@@ -49,7 +49,7 @@ def erfc(x, out=None):
     xp = backend.get_array_module(x)
     if xp is not np:
         from cupyx.scipy.special import erfc as cupy_erfc
-        return cupy_erfc(x, out=out)
+        return cupy_erfc(x) if out is None else cupy_erfc(x, out=out)
     if x.dtype != np.float32:
         result = np.frompyfunc(math.erfc, 1, 1)(x).astype(x.dtype)
         if out is None:
