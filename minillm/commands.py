@@ -18,9 +18,9 @@ from .optim import AdamW, param_groups
 from .tasks import ClassifyTask, LMTask, MLMTask
 from .tokenizers import ByteBPETokenizer, CharTokenizer, tokenizer_from_dict
 from .train import TrainConfig, Trainer
-from .wordpiece import WordPieceTokenizer, join_pieces
+from .wordpiece import SPECIAL_TOKENS, WordPieceTokenizer, join_pieces
 
-BERT_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+BERT_SPECIALS = SPECIAL_TOKENS     # [PAD] [UNK] [CLS] [SEP] [MASK]: BERT's, whichever tokenizer it uses
 KINDS = {"gpt": (GPT, GPTConfig), "lstm": (LSTMLM, LSTMConfig), "bert": (BertForMaskedLM, BertConfig),
          "bert-cls": (BertForSequenceClassification, BertConfig)}
 

@@ -19,6 +19,8 @@ invert encode exactly: case, accents and the spaces around punctuation are lost 
 """
 import unicodedata
 
+from .tokenizers import _split_specials
+
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 CLEAN_UP = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","))
 MAX_WORD_CHARS = 100
@@ -124,11 +126,10 @@ class WordPieceTokenizer:
     def encode(self, text, allowed_special=False):
         """text -> ids. With allowed_special, "[MASK]" and the other special tokens written in the
         text are kept whole; otherwise they are read as text ("[", "mask", "]")."""
-        specials = [t for t in SPECIAL_TOKENS if t in self.ids] if allowed_special else []
         ids = []
-        for part in _split_keeping(text, specials):
-            if part in specials:
-                ids.append(self.ids[part])
+        for part, special in _split_specials(text, self.special_tokens, allowed_special):
+            if special:
+                ids.append(self.special_tokens[part])
                 continue
             for word in basic_words(part, self.do_lower_case):
                 ids.extend(self.ids[p] for p in self.word_pieces(word))
@@ -152,16 +153,3 @@ def join_pieces(pieces, clean_up_spaces=True):
             text = text.replace(spaced, tight)
     return text
 
-
-def _split_keeping(text, specials):
-    """text split around every occurrence of the strings in specials, which stay as parts."""
-    parts, i, start = [], 0, 0
-    while specials and i < len(text):
-        hit = next((s for s in specials if text.startswith(s, i)), None)
-        if hit:
-            parts += [text[start:i], hit]
-            i = start = i + len(hit)
-        else:
-            i += 1
-    parts.append(text[start:])
-    return [p for p in parts if p]
