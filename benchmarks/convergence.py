@@ -24,6 +24,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from cpu import blas_threads                                     # noqa: E402  (benchmarks/cpu.py)
 
 CFG = dict(n_layer=4, n_head=4, n_embd=128, block_size=64)
 BATCH, LR, WARMUP = 12, 1e-3, 100
@@ -168,7 +171,7 @@ def main():
     tok = CharTokenizer.train(text)
     train, val = data.train_val_split(tok.encode(text))
     val_batches = list(batches(val, np.random.default_rng(123), 40))
-    threads = _blas_threads()
+    threads = blas_threads()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, BLAS threads {threads}; "
           f"date {time.strftime('%Y-%m-%d')}; {args.seconds:.0f} s each in {args.slices} turns; vocab {tok.vocab_size}")
     trainers = [("minillm (NumPy " + np.__version__ + ")", MiniTrainer(train, tok.vocab_size))]
@@ -185,14 +188,6 @@ def main():
         print(f"{name:<32} {val_loss:9.4f} {steps:7d} {steps * BATCH * CFG['block_size'] / elapsed:9,.0f}")
     if len(rows) == 2:
         print(f"ratio of validation losses minillm / PyTorch: {rows[0][1] / rows[1][1]:.3f} (goal: <= 1)")
-
-
-def _blas_threads():
-    try:
-        from threadpoolctl import threadpool_info
-        return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
-    except Exception:
-        return int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))
 
 
 if __name__ == "__main__":

@@ -18,8 +18,10 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import minillm                                                   # noqa: E402
+from cpu import blas_threads                                     # noqa: E402  (benchmarks/cpu.py)
 from minillm.nn import activations                               # noqa: E402
 
 SHAPE = (128, 64, 512)
@@ -72,7 +74,7 @@ def gelu_times(ways):
         result[name] = best_time(lambda: bwd(ones, fwd(x, "none")[1]), 3 if "per element" in name else 7)
     try:
         import torch
-        torch.set_num_threads(minillm_blas_threads())
+        torch.set_num_threads(blas_threads())
         tx, tg = torch.from_numpy(x), torch.from_numpy(ones)
 
         def torch_gelu():
@@ -82,13 +84,6 @@ def gelu_times(ways):
     except ImportError:
         pass
     return result
-
-
-def minillm_blas_threads():
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        if os.environ.get(var):
-            return int(os.environ[var])
-    return os.cpu_count()
 
 
 def bert_step_times(ways, rounds=3):
