@@ -28,6 +28,33 @@ def test_bpe_merges_compress_frequent_text():
     assert len(tok.encode("the")) == 1                          # a frequent word became one token
 
 
+def _slow_bpe_merges(text, n_merges):
+    """The definition, with nothing kept between merges: count every adjacent pair from scratch,
+    merge the most frequent (ties: the smallest ids), repeat."""
+    from minillm.tokenizers import SPLIT_PATTERN, merge_pair
+    words = [list(w.encode("utf-8")) for w in SPLIT_PATTERN.findall(text)]
+    merges = []
+    for _ in range(n_merges):
+        counts = {}
+        for w in words:
+            for pair in zip(w, w[1:]):
+                counts[pair] = counts.get(pair, 0) + 1
+        if not counts or max(counts.values()) < 2:
+            break
+        best = min(counts, key=lambda p: (-counts[p], p))
+        merges.append(best)
+        words = [merge_pair(w, best, 255 + len(merges)) for w in words]
+    return merges
+
+
+@pytest.mark.parametrize("text", [TRAIN, MIXED * 3 + "aaaa aaa aa abab ababab " * 4], ids=["repeated", "mixed"])
+def test_bpe_training_equals_recounting_from_scratch(text):
+    # train() keeps counts per distinct word, updates only the words holding the merged pair, and
+    # finds the top pair in a heap; all of that must give exactly the merges of the plain definition.
+    n = 80
+    assert ByteBPETokenizer.train(text, 256 + n).merges == _slow_bpe_merges(text, n)
+
+
 def test_bpe_token_to_id_for_specials_and_single_tokens():
     tok = ByteBPETokenizer.train("the cat the hat the bat " * 20, 270, special_tokens=("[CLS]", "[MASK]"))
     assert tok.token_to_id("[MASK]") == tok.vocab_size - 1
