@@ -116,8 +116,11 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, key_p
 
 
 # ============================================================================ backward
-def scaled_dot_product_attention_backward(dout, cache):
+def scaled_dot_product_attention_backward(dout, cache, out=None):
     """Given dL/dout (B, H, T, D), return dq (B, H, T, D), dk (B, H, S, D), dv (B, H, S, D).
+
+    out: optional (dq, dk, dv) arrays of those shapes to write the gradients into, such as views
+    of one larger buffer (MultiHeadAttention passes views of its (B, T, 3, H, D) gradient).
 
     forward: s = q k^T * scale;  p = softmax(s);  out = p v
       dv = p^T dout                              (B,H,S,T) x (B,H,T,D) -> (B,H,S,D)
@@ -130,20 +133,26 @@ def scaled_dot_product_attention_backward(dout, cache):
     with attention dropout the same holds with pd in place of p.
     """
     if cache[0] == "fused":
-        _, q, k, v, out, lse, is_causal, kpm, scale = cache
-        return _kernels().attention_backward(dout, q, k, v, out, lse, is_causal, kpm, scale)
-    _, qs, k, v, p, pd, out, mask, dropout_p, scale = cache      # qs = q * scale
-    dv = pd.swapaxes(-1, -2) @ dout
+        _, q, k, v, o, lse, is_causal, kpm, scale = cache
+        grads = _kernels().attention_backward(dout, q, k, v, o, lse, is_causal, kpm, scale)
+        if out is None:
+            return grads
+        for dst, g in zip(out, grads):
+            dst[...] = g
+        return out
+    _, qs, k, v, p, pd, o, mask, dropout_p, scale = cache        # qs = q * scale, o = the output
+    xp = backend.get_array_module(dout)
+    dq_out, dk_out, dv_out = (None, None, None) if out is None else out
+    dv = xp.matmul(pd.swapaxes(-1, -2), dout, out=dv_out)
     dp = dout @ v.swapaxes(-1, -2)
     if dropout_p > 0:
         dp *= mask * (1.0 / (1.0 - dropout_p))        # forward: pd = p * mask / (1 - p_drop)
     ds = dp                                            # dp becomes ds in place (the largest array)
-    xp = backend.get_array_module(ds)                  # rowsum(dp * p) = rowsum(dout * out), see above;
-    ds -= xp.einsum("...d,...d->...", dout, out)[..., None]   # einsum: no (B,H,T,D) temporary
-    ds *= p
-    dq = ds @ k
+    ds -= xp.einsum("...d,...d->...", dout, o)[..., None]     # rowsum(dp * p) = rowsum(dout * out), see
+    ds *= p                                                   # above; einsum: no (B,H,T,D) temporary
+    dq = xp.matmul(ds, k, out=dq_out)
     dq *= scale
-    dk = ds.swapaxes(-1, -2) @ qs                      # = ds^T q * scale
+    dk = xp.matmul(ds.swapaxes(-1, -2), qs, out=dk_out)      # = ds^T q * scale
     return dq, dk, dv
 
 
@@ -282,19 +291,21 @@ class MultiHeadAttention(Module):
         lin_caches, att_cache = self.pop_cache()
         C = self.embed_dim
         datt = self._split_heads(self.out_proj.backward(dy))          # (B, T, C) -> (B, H, T, D)
-        dq, dk, dv = scaled_dot_product_attention_backward(datt, att_cache)
         xp = backend.get_array_module(dy)
         if len(lin_caches) == 1:
-            B, H, T, D = dq.shape          # write the three head-merged gradients into one (B, T, 3C) array
-            dqkv = xp.empty((B, T, 3, H, D), dtype=dq.dtype)
-            for i, g in enumerate((dq, dk, dv)):
-                dqkv[:, :, i] = g.transpose(0, 2, 1, 3)                 # (B, H, T, D) -> (B, T, H, D)
-            dqkv = dqkv.reshape(B, T, 3 * C)
-            dx, dW, db = linear_backward(dqkv, lin_caches[0])
+            # The gradient of the (B, T, 3C) qkv projection, with q, k, v side by side and each
+            # head's D columns in a row: the attention backward writes dq, dk, dv straight into
+            # (B, H, T, D) views of it, so no head-merging copy is made afterwards.
+            B, H, T, D = datt.shape
+            dqkv = xp.empty((B, T, 3, H, D), dtype=datt.dtype)
+            views = tuple(dqkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))   # (B, T, H, D) -> (B, H, T, D)
+            scaled_dot_product_attention_backward(datt, att_cache, out=views)
+            dx, dW, db = linear_backward(dqkv.reshape(B, T, 3 * C), lin_caches[0])
             self.accumulate(self.in_proj_weight, dW)
             if self.in_proj_bias is not None:
                 self.accumulate(self.in_proj_bias, db)
             return dx
+        dq, dk, dv = scaled_dot_product_attention_backward(datt, att_cache)
         dx, dWq, dbq = linear_backward(self._merge_heads(dq), lin_caches[0])
         dkv = xp.concatenate([self._merge_heads(dk), self._merge_heads(dv)], axis=-1)   # (B, S, 2C)
         dmem, dWkv, dbkv = linear_backward(dkv, lin_caches[1])

@@ -41,16 +41,18 @@ def layernorm_backward(dout, cache):
     xhat, rstd, weight = cache
     xp = backend.get_array_module(xhat)
     C = xhat.shape[-1]
-    d2, x2 = dout.reshape(-1, C), xhat.reshape(-1, C)
+    d2, x2 = dout.reshape(-1, C), xhat.reshape(-1, C)   # (N, C): N = all leading positions
     dbias = backend.sum_columns(d2)                     # d2.sum(axis=0), see backend.sum_columns
-    dweight = backend.sum_columns(d2 * x2)
-    dxhat = dout * weight
-    proj = xp.einsum("...c,...c->...", dxhat, xhat)[..., None] / C      # mean_c(dxhat * xhat), (..., 1)
-    dx = dxhat                                          # updated in place: three terms, then * rstd
-    dx -= backend.sum_rows(dxhat) / C
-    dx -= xhat * proj
-    dx *= rstd
-    return dx, dweight, dbias
+    t = d2 * x2                                         # dout * xhat
+    dweight = backend.sum_columns(t)
+    # the two row means, with dxhat = dout * w written out so that both are matrix-vector products:
+    mean_dxhat = (d2 @ weight)[:, None] / C             # mean_c(dxhat)          (N, 1)
+    proj = (t @ weight)[:, None] / C                    # mean_c(dxhat * xhat)   (N, 1)
+    dx = d2 * weight                                    # dxhat, updated in place: three terms, then * rstd
+    dx -= mean_dxhat
+    dx -= xp.multiply(x2, proj, out=t)                  # t is free again: xhat * proj
+    dx *= rstd.reshape(-1, 1)
+    return dx.reshape(dout.shape), dweight, dbias
 
 
 class LayerNorm(Module):
