@@ -23,7 +23,6 @@
 import os
 import time
 
-import numpy as np
 import matplotlib.pyplot as plt
 
 from minillm import data
