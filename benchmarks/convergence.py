@@ -1,6 +1,6 @@
 """Same recipe, same text, same wall time: minillm's GPT vs the same GPT in PyTorch (CPU).
 
-    python benchmarks/convergence.py [--seconds 120] [--slices 8]
+    python benchmarks/convergence.py [--seconds 120] [--slices 8] [--seed 0] [--steps N]
 
 nanoGPT's CPU character recipe: n_layer 4, n_head 4, n_embd 128, block_size 64, batch 12,
 AdamW (lr 1e-3, betas 0.9/0.99, weight decay 0.1), 100 warm-up steps then constant lr,
@@ -15,6 +15,10 @@ would hand the drift to one of them, while taking turns gives both the same mix.
 between slices lets the idle BLAS/OpenMP threads of the side that just ran stop spinning.
 Prints both validation losses, their ratio (minillm / PyTorch; <= 1 means minillm is at least
 as good), steps and tokens/s.
+
+--seed S draws both sides' initial weights with seed S (the batches stay the same). --steps N
+replaces the race by N steps for each side (still in turns), which separates the two things that
+decide the race: the loss at equal steps (the initial draw moves it by about 1 %) and the speed.
 """
 import argparse
 import os
@@ -40,15 +44,16 @@ def batches(data, rng, n):
 
 
 class TimedTrainer:
-    """One side of the race: ``train_until(t)`` runs training steps (the subclass's ``step``) on
-    its own seeded batches until its total training time reaches t seconds."""
+    """One side of the race: ``train_until(seconds=t)`` runs training steps (the subclass's
+    ``step``) on its own seeded batches until its total training time reaches t seconds;
+    ``train_until(steps=n)`` until it has made n steps in all."""
 
     def __init__(self, train):
         self.train, self.rng, self.steps, self.elapsed = train, np.random.default_rng(0), 0, 0.0
 
-    def train_until(self, total_seconds):
+    def train_until(self, seconds=None, steps=None):
         t0, start = time.perf_counter(), self.elapsed
-        while self.elapsed < total_seconds:
+        while self.elapsed < seconds if steps is None else self.steps < steps:
             x, y = next(batches(self.train, self.rng, 1))
             self.step(x, y, LR * min(1.0, (self.steps + 1) / WARMUP))
             self.steps += 1
@@ -58,13 +63,13 @@ class TimedTrainer:
 class MiniTrainer(TimedTrainer):
     """minillm's GPT, AdamW and the training step."""
 
-    def __init__(self, train, vocab):
+    def __init__(self, train, vocab, seed=0):
         import minillm
         from minillm.models import GPT, GPTConfig
         from minillm.nn import CrossEntropyLoss
         from minillm.optim import AdamW, clip_grad_norm, param_groups
         super().__init__(train)
-        minillm.manual_seed(0)
+        minillm.manual_seed(seed)
         self.model = GPT(GPTConfig(vocab_size=vocab, **CFG))
         self.opt = AdamW(param_groups(self.model, 0.1), lr=LR, betas=(0.9, 0.99))
         self.loss_fn, self.clip = CrossEntropyLoss(), clip_grad_norm
@@ -85,11 +90,11 @@ class MiniTrainer(TimedTrainer):
 class TorchTrainer(TimedTrainer):
     """The same network, initialisation, optimizer and step in PyTorch."""
 
-    def __init__(self, train, vocab):
+    def __init__(self, train, vocab, seed=0):
         import torch
         import torch.nn.functional as F
         super().__init__(train)
-        torch.manual_seed(0)
+        torch.manual_seed(seed)
         C, T = CFG["n_embd"], CFG["block_size"]
 
         class Net(torch.nn.Module):
@@ -150,12 +155,15 @@ class TorchTrainer(TimedTrainer):
                                                   torch.from_numpy(y).reshape(-1)).item() for x, y in val_batches]))
 
 
-def take_turns(trainers, seconds, slices):
-    """Give each trainer ``seconds`` of training in ``slices`` turns, order A B B A A B ..."""
+def take_turns(trainers, slices, seconds=None, steps=None):
+    """Give each trainer ``seconds`` of training (or ``steps`` steps) in ``slices`` turns, order A B B A A B ..."""
     for k in range(slices):
         order = trainers if k % 2 == 0 else trainers[::-1]
         for tr in order:
-            tr.train_until(seconds * (k + 1) / slices)
+            if steps is None:
+                tr.train_until(seconds=seconds * (k + 1) / slices)
+            else:
+                tr.train_until(steps=steps * (k + 1) // slices)
             time.sleep(0.3)             # let the idle BLAS / OpenMP threads go to sleep before the other side
 
 
@@ -163,6 +171,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=120.0)
     ap.add_argument("--slices", type=int, default=8, help="turns per side (1: one side's run, then the other's)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of both sides' initial weights")
+    ap.add_argument("--steps", type=int, default=None, help="N steps for each side instead of --seconds")
     args = ap.parse_args()
     import platform
     from minillm import data
@@ -173,19 +183,22 @@ def main():
     val_batches = list(batches(val, np.random.default_rng(123), 40))
     threads = blas_threads()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, BLAS threads {threads}; "
-          f"date {time.strftime('%Y-%m-%d')}; {args.seconds:.0f} s each in {args.slices} turns; vocab {tok.vocab_size}")
-    trainers = [("minillm (NumPy " + np.__version__ + ")", MiniTrainer(train, tok.vocab_size))]
+          f"date {time.strftime('%Y-%m-%d')}; "
+          + (f"{args.seconds:.0f} s" if args.steps is None else f"{args.steps} steps")
+          + f" each in {args.slices} turns; init seed {args.seed}; vocab {tok.vocab_size}")
+    trainers = [("minillm (NumPy " + np.__version__ + ")", MiniTrainer(train, tok.vocab_size, args.seed))]
     try:
         import torch
         torch.set_num_threads(threads)
-        trainers.append((f"PyTorch {torch.__version__} ({threads} threads)", TorchTrainer(train, tok.vocab_size)))
+        trainers.append((f"PyTorch {torch.__version__} ({threads} threads)", TorchTrainer(train, tok.vocab_size, args.seed)))
     except ImportError:
         print("PyTorch not installed: no reference")
-    take_turns([tr for _, tr in trainers], args.seconds, args.slices)
+    take_turns([tr for _, tr in trainers], args.slices, args.seconds, args.steps)
     rows = [(name, tr.val_loss(val_batches), tr.steps, tr.elapsed) for name, tr in trainers]
-    print(f"{'implementation':<32} {'val loss':>9} {'steps':>7} {'tokens/s':>9}")
+    print(f"{'implementation':<32} {'val loss':>9} {'steps':>7} {'tokens/s':>9} {'ms/step':>8}")
     for name, val_loss, steps, elapsed in rows:
-        print(f"{name:<32} {val_loss:9.4f} {steps:7d} {steps * BATCH * CFG['block_size'] / elapsed:9,.0f}")
+        print(f"{name:<32} {val_loss:9.4f} {steps:7d} {steps * BATCH * CFG['block_size'] / elapsed:9,.0f} "
+              f"{1e3 * elapsed / steps:8.1f}")
     if len(rows) == 2:
         print(f"ratio of validation losses minillm / PyTorch: {rows[0][1] / rows[1][1]:.3f} (goal: <= 1)")
 

@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from minillm.cli import main
@@ -100,14 +101,19 @@ def test_bert_transfer_benchmark_runs(runs):
     assert [line.split()[0] for line in lines[-2:]] == ["1", "2"]
 
 
-def test_convergence_benchmark_takes_turns_abba(monkeypatch):
-    # benchmarks/convergence.py gives both sides the same share of a drifting machine: turns A B B A ...,
-    # each turn ending at that side's cumulative share of the time
+def _convergence_bench():
     import importlib.util
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "convergence.py"
     spec = importlib.util.spec_from_file_location("convergence_bench", script)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_convergence_benchmark_takes_turns_abba(monkeypatch):
+    # benchmarks/convergence.py gives both sides the same share of a drifting machine: turns A B B A ...,
+    # each turn ending at that side's cumulative share of the time (or, with --steps, of the steps)
+    bench = _convergence_bench()
     monkeypatch.setattr(bench.time, "sleep", lambda s: None)
     calls = []
 
@@ -115,11 +121,28 @@ def test_convergence_benchmark_takes_turns_abba(monkeypatch):
         def __init__(self, name):
             self.name = name
 
-        def train_until(self, t):
-            calls.append((self.name, t))
-    bench.take_turns([Fake("A"), Fake("B")], 120.0, 4)
-    assert calls == [("A", 30.0), ("B", 30.0), ("B", 60.0), ("A", 60.0),
-                     ("A", 90.0), ("B", 90.0), ("B", 120.0), ("A", 120.0)]
+        def train_until(self, seconds=None, steps=None):
+            calls.append((self.name, seconds, steps))
+    bench.take_turns([Fake("A"), Fake("B")], 4, seconds=120.0)
+    assert calls == [("A", 30.0, None), ("B", 30.0, None), ("B", 60.0, None), ("A", 60.0, None),
+                     ("A", 90.0, None), ("B", 90.0, None), ("B", 120.0, None), ("A", 120.0, None)]
+    calls.clear()
+    bench.take_turns([Fake("A"), Fake("B")], 2, steps=7)
+    assert calls == [("A", None, 3), ("B", None, 3), ("B", None, 7), ("A", None, 7)]
+
+
+def test_convergence_benchmark_steps_and_seed(monkeypatch):
+    # --steps N makes exactly N steps per side; --seed S changes the initial weights, not the batches
+    bench = _convergence_bench()
+    monkeypatch.setattr(bench, "CFG", dict(n_layer=1, n_head=2, n_embd=8, block_size=8))
+    train = np.arange(500) % 11
+    a, again, b = (bench.MiniTrainer(train, 11, seed) for seed in (0, 0, 1))
+    assert np.array_equal(a.model.wte.weight.data, again.model.wte.weight.data)
+    assert not np.array_equal(a.model.wte.weight.data, b.model.wte.weight.data)
+    a.train_until(steps=5)
+    b.train_until(steps=5)
+    assert a.steps == b.steps == 5
+    assert np.array_equal(a.rng.integers(0, 100, 3), b.rng.integers(0, 100, 3))    # same batch stream
 
 
 def test_resume_continues(runs, capsys):
