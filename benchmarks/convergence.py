@@ -53,7 +53,7 @@ class TimedTrainer:
 
     def train_until(self, seconds=None, steps=None):
         t0, start = time.perf_counter(), self.elapsed
-        while self.elapsed < seconds if steps is None else self.steps < steps:
+        while (self.elapsed < seconds) if steps is None else (self.steps < steps):
             x, y = next(batches(self.train, self.rng, 1))
             self.step(x, y, LR * min(1.0, (self.steps + 1) / WARMUP))
             self.steps += 1
