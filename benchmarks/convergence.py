@@ -14,7 +14,7 @@ A shared machine drifts by 10-30 % over minutes; running one side's 120 s after 
 would hand the drift to one of them, while taking turns gives both the same mix. A short pause
 between slices lets the idle BLAS/OpenMP threads of the side that just ran stop spinning.
 Prints both validation losses, their ratio (minillm / PyTorch; <= 1 means minillm is at least
-as good), steps and tokens/s.
+as good), steps, tokens/s and milliseconds per step.
 
 --seed S draws both sides' initial weights with seed S (the batches stay the same). --steps N
 replaces the race by N steps for each side (still in turns), which separates the two things that
@@ -174,6 +174,10 @@ def main():
     ap.add_argument("--seed", type=int, default=0, help="seed of both sides' initial weights")
     ap.add_argument("--steps", type=int, default=None, help="N steps for each side instead of --seconds")
     args = ap.parse_args()
+    for name in ("seconds", "slices", "steps"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            ap.error(f"--{name} must be positive, got {value}")
     import platform
     from minillm import data
     from minillm.tokenizers import CharTokenizer

@@ -145,6 +145,14 @@ def test_convergence_benchmark_steps_and_seed(monkeypatch):
     assert np.array_equal(a.rng.integers(0, 100, 3), b.rng.integers(0, 100, 3))    # same batch stream
 
 
+@pytest.mark.parametrize("args,message", [(["--steps", "0"], "--steps must be positive, got 0"),
+                                          (["--slices", "-1"], "--slices must be positive, got -1")])
+def test_convergence_benchmark_rejects_bad_counts(args, message):
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "convergence.py"
+    run = subprocess.run([sys.executable, str(script)] + args, capture_output=True, text=True)
+    assert run.returncode == 2 and message in run.stderr
+
+
 def test_resume_continues(runs, capsys):
     assert main(["train", "--data", str(runs / "code.txt"), "--out", str(runs / "gpt"), "--resume"] + TINY[:-1]
                 + ["30"]) == 0
