@@ -8,6 +8,8 @@ import pytest
 
 from minillm.cli import main
 
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
 TEXT = "".join(f"def f{i}(x):\n    return x * {i % 9} + len('abc')\n" for i in range(400))
 TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
         "--eval-interval", "10", "--eval-batches", "2", "--max-steps", "20"]
@@ -92,7 +94,7 @@ def test_fill_mask_space_belongs_to_the_bpe_word(runs, capsys):
 
 def test_bert_transfer_benchmark_runs(runs):
     # benchmarks/bert_transfer.py, cut to two steps: the table it prints has both starts and a difference
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bert_transfer.py"
+    script = BENCHMARKS / "bert_transfer.py"
     out = subprocess.run([sys.executable, str(script), "--ckpt", str(runs / "bert"), "--seeds", "0,1",
                           "--train-examples", "8", "--steps", "2", "--eval-every", "1"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -103,7 +105,7 @@ def test_bert_transfer_benchmark_runs(runs):
 
 def _convergence_bench():
     import importlib.util
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "convergence.py"
+    script = BENCHMARKS / "convergence.py"
     spec = importlib.util.spec_from_file_location("convergence_bench", script)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
@@ -148,7 +150,7 @@ def test_convergence_benchmark_steps_and_seed(monkeypatch):
 @pytest.mark.parametrize("args,message", [(["--steps", "0"], "--steps must be positive, got 0"),
                                           (["--slices", "-1"], "--slices must be positive, got -1")])
 def test_convergence_benchmark_rejects_bad_counts(args, message):
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "convergence.py"
+    script = BENCHMARKS / "convergence.py"
     run = subprocess.run([sys.executable, str(script)] + args, capture_output=True, text=True)
     assert run.returncode == 2 and message in run.stderr
 
