@@ -31,7 +31,8 @@ def cross_entropy_forward(logits, targets, ignore_index=-100, label_smoothing=0.
     if label_smoothing > 0:
         nll = (1.0 - label_smoothing) * nll - (label_smoothing / V) * logp.sum(axis=1)
     count = max(int(valid.sum()), 1)   # all targets ignored: loss 0 and no gradient (torch gives NaN)
-    loss = (nll * valid).sum() / count
+    # count as logits' dtype: NumPy 1.x turns float32 scalar / Python int into float64
+    loss = (nll * valid).sum() / z.dtype.type(count)
     return loss, (logp, y_safe, valid, count, label_smoothing, logits.shape)
 
 
