@@ -38,6 +38,45 @@ def test_whole_model_gradcheck(xp_backend, make, kw):
     assert_ok(check_module(model, backend.to_device(ids(2, 6)), backward=only_ids, max_entries=30, **kw))
 
 
+@pytest.mark.parametrize("make,kw", [
+    (lambda: GPT(TINY_GPT), {}),
+    (lambda: BertForMaskedLM(TINY_BERT), {"key_padding_mask": np.array([[0] * 6, [0] * 4 + [1] * 2], bool)}),
+    (lambda: BertForSequenceClassification(TINY_BERT), {}),
+    (lambda: LSTMLM(LSTMConfig(11, 5, 6, 2)), {}),
+], ids=["gpt", "bert-mlm", "bert-cls", "lstm-lm"])
+@pytest.mark.parametrize("opt", ["sgd", "adam", "adamw"])
+def test_float32_training_step_stays_float32(make, kw, opt):
+    """A whole float32 step (forward, loss, backward, clipping, update) makes no float64 array
+    anywhere: not the logits, the loss, a gradient, a weight or an optimizer moment. CI runs this
+    on NumPy 2 and on NumPy 1.23, whose promotion rules differ for scalars."""
+    from minillm.nn import CrossEntropyLoss
+    from minillm.optim import SGD, Adam, AdamW, clip_grad_norm
+    model = make()
+    logits = model(ids(2, 6), **kw)
+    targets = ids(*logits.shape[:-1], seed=1, high=logits.shape[-1])
+    loss_fn = CrossEntropyLoss(label_smoothing=0.1)
+    loss = loss_fn(logits, targets)
+    model.zero_grad()
+    model.backward(loss_fn.backward())
+    clip_grad_norm(model.parameters(), 1e-3)                     # small max_norm: the scaling runs
+    optimizer = {"sgd": lambda p: SGD(p, lr=0.1, momentum=0.9, weight_decay=0.01),
+                 "adam": lambda p: Adam(p, weight_decay=0.01),
+                 "adamw": lambda p: AdamW(p)}[opt](model.parameters())
+    optimizer.step()
+    assert logits.dtype == np.float32 and np.asarray(loss).dtype == np.float32
+    for name, p in model.named_parameters():
+        assert (p.data.dtype, p.grad.dtype) == (np.float32, np.float32), name
+    for state in optimizer.state.values():
+        for key, value in state.items():
+            assert value.dtype == np.float32, key
+
+
+def test_cached_generation_logits_stay_float32():
+    m = GPT(TINY_GPT)
+    _, logits = m.generate(ids(1, 3), 4, do_sample=False, use_cache=True, return_logits=True)
+    assert all(step.dtype == np.float32 for step in logits)
+
+
 def test_gpt_weight_tying_shares_one_array():
     m = GPT(TINY_GPT)
     names = [n for n, _ in m.named_parameters()]
