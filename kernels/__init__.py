@@ -25,7 +25,7 @@ def _get_module():
     if _module is None:
         import cupy
         names = [f"{k}<{D}>" for k in ("attn_fwd", "attn_bwd_dkdv", "attn_bwd_dq") for D in (32, 64, 128)]
-        _module = cupy.RawModule(code=SOURCE.read_text(), options=("-std=c++17",), name_expressions=names)
+        _module = cupy.RawModule(code=SOURCE.read_text(encoding="utf-8"), options=("-std=c++17",), name_expressions=names)
     return _module
 
 

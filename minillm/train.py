@@ -122,7 +122,7 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         log_path = self.out / "log.csv"
         new_log = self.step == 0 or not log_path.exists()
-        log = open(log_path, "w" if new_log else "a", newline="")
+        log = open(log_path, "w" if new_log else "a", newline="", encoding="utf-8")
         writer = csv.writer(log)
         if new_log:
             writer.writerow(LOG_COLUMNS)
@@ -187,7 +187,7 @@ def plot_log(log_path, png_path):
     A bare ``Figure`` (not pyplot) draws without choosing a GUI backend, so calling this inside a
     notebook leaves the notebook's own plotting alone."""
     from matplotlib.figure import Figure
-    with open(log_path) as f:
+    with open(log_path, encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     if not rows:
         return
