@@ -1,0 +1,42 @@
+"""The README and the notebooks point only at files that exist.
+
+A renamed or deleted file would otherwise leave a reader of the README (or of a notebook's
+"Code:" links) looking for something that is gone. Every repository path the README names in
+backticks or links to, and every relative link in a notebook's source, must exist.
+"""
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TOP_LEVEL = ("minillm/", "kernels/", "tests/", "notebooks/", "benchmarks/", "docs/", ".ci/")
+
+
+def readme_paths():
+    """Repository paths the README names: `path` in backticks and ](path) links."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    tokens = set(re.findall(r"`([^`\s]+)`", text)) | set(re.findall(r"\]\(([^)\s#]+)\)", text))
+    return sorted(t for t in tokens if t.startswith(TOP_LEVEL))
+
+
+def test_readme_names_the_main_files():
+    """The extraction works: it finds the files every reader is sent to."""
+    paths = readme_paths()
+    for expected in ("minillm/nn/attention.py", "kernels/fused_attention.cu", "notebooks/10_gradient_checks.ipynb",
+                     "benchmarks/convergence.py", ".ci/run"):
+        assert expected in paths
+
+
+@pytest.mark.parametrize("path", readme_paths())
+def test_readme_path_exists(path):
+    assert list(ROOT.glob(path)) if "*" in path else (ROOT / path).exists(), f"README names {path}, which does not exist"
+
+
+NOTEBOOK_LINKS = sorted({(src.name, link) for src in (ROOT / "notebooks" / "src").glob("*.py")
+                         for link in re.findall(r"\]\((\.\./[^)\s#]+)\)", src.read_text(encoding="utf-8"))})
+
+
+@pytest.mark.parametrize("source,link", NOTEBOOK_LINKS)
+def test_notebook_link_exists(source, link):
+    assert (ROOT / "notebooks" / link).resolve().exists(), f"{source} links to {link}, which does not exist"
