@@ -40,3 +40,15 @@ NOTEBOOK_LINKS = sorted({(src.name, link) for src in (ROOT / "notebooks" / "src"
 @pytest.mark.parametrize("source,link", NOTEBOOK_LINKS)
 def test_notebook_link_exists(source, link):
     assert (ROOT / "notebooks" / link).resolve().exists(), f"{source} links to {link}, which does not exist"
+
+
+def test_ci_runs_the_readme_test_command():
+    """.ci/run installs the project the way the README says and runs the README's test command."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Two commands", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    test_line = next(line for line in block.splitlines() if "pytest" in line).split("#")[0]
+    commands = [c.strip() for c in test_line.split("&&")]
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert commands == ['pip install -e ".[test]"', "python -m pytest -q"], commands
+    for command in commands:
+        assert command in ci, f".ci/run does not run the README's `{command}`"
