@@ -20,8 +20,8 @@
 # $$\frac{\partial L}{\partial x_i} \approx \frac{L(x + h\,e_i) - L(x - h\,e_i)}{2h}$$
 #
 # The two are compared by relative error, $\lVert a - n\rVert / (\lVert a\rVert + \lVert n\rVert)$: about
-# $10^{-11}$ for a right backward in float64, $10^{-3}$ to $1$ for a wrong one. minillm's tests fail
-# above $10^{-6}$ (`gradcheck.TOLERANCE`).
+# $10^{-11}$ for a right backward in float64, usually $10^{-3}$ to $1$ for a wrong one (mistake 6 below
+# is the exception). minillm's tests fail above $10^{-6}$ (`gradcheck.TOLERANCE`).
 
 # %%
 import numpy as np
