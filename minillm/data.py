@@ -58,20 +58,39 @@ def _docstrings(path):
 
 def _write_atomic(path, text):
     tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)                     # a failed write leaves no partial file
+
+
+def _make_corpus():
+    return "\n\n".join(doc for _, p in _stdlib_files() for _, doc in _docstrings(p)) + "\n"
 
 
 def builtin_corpus(verbose=True):
-    """The standard-library docstring corpus as one string (made once, then read from the cache)."""
-    path = cache_dir() / "stdlib_docstrings.txt"
-    if not path.exists():
-        docs = [doc for _, p in _stdlib_files() for _, doc in _docstrings(p)]
-        _write_atomic(path, "\n\n".join(docs) + "\n")
-    text = path.read_text(encoding="utf-8")
+    """The standard-library docstring corpus as one string (made once, then read from the cache).
+
+    Where the cache folder cannot be created or written (a read-only home directory, say), the
+    corpus is made in memory at every call instead, the same text, and a note says so."""
+    text, where = None, "made in memory, not cached"
+    try:
+        path = cache_dir() / "stdlib_docstrings.txt"
+        if path.exists():
+            text = path.read_text(encoding="utf-8")
+        else:
+            text = _make_corpus()
+            _write_atomic(path, text)
+        where = str(path)
+    except OSError as e:
+        if verbose:
+            print(f"note: the built-in corpus cannot be cached ({e.strerror or e}: {e.filename}); set "
+                  "MINILLM_CACHE to a writable folder to keep it between runs")
+        text = _make_corpus() if text is None else text
     if verbose:
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-        print(f"built-in corpus: {path} ({len(text.encode('utf-8')) / 1e6:.2f} MB, sha256 {digest}...)")
+        print(f"built-in corpus: {where} ({len(text.encode('utf-8')) / 1e6:.2f} MB, sha256 {digest}...)")
     return text
 
 

@@ -122,3 +122,17 @@ def test_bad_data_files(tmp_path):
     (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
     with pytest.raises(ValueError, match="is not valid UTF-8"):
         data.read_text_file(tmp_path / "latin1.txt")
+
+
+def test_builtin_corpus_without_a_writable_cache_is_made_in_memory(tmp_path, monkeypatch, capsys):
+    # a cache folder that cannot be created (its parent is a file): a read-only home, in effect
+    (tmp_path / "a_file").write_text("x")
+    monkeypatch.setenv("MINILLM_CACHE", str(tmp_path / "a_file" / "cache"))
+    real = data._stdlib_files
+    monkeypatch.setattr(data, "_stdlib_files", lambda: real()[:20])   # a small corpus: a fast test
+    text = data.builtin_corpus()
+    out = capsys.readouterr().out
+    assert "cannot be cached" in out and "MINILLM_CACHE" in out and "made in memory" in out
+    monkeypatch.setenv("MINILLM_CACHE", str(tmp_path / "ok"))
+    assert data.builtin_corpus(verbose=False) == text                 # the same text as the cached one
+    assert not list((tmp_path / "ok").glob("*.tmp*"))
