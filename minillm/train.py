@@ -119,7 +119,10 @@ class Trainer:
     def run(self, stop_step=None):
         """Train until max_steps (or stop_step, or max_seconds); returns the last validation loss."""
         stop = min(self.cfg.max_steps, stop_step or self.cfg.max_steps)
-        self.out.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OSError(f"cannot create the output folder {self.out} ({e.strerror})") from None
         log_path = self.out / "log.csv"
         new_log = self.step == 0 or not log_path.exists()
         log = open(log_path, "w" if new_log else "a", newline="", encoding="utf-8")

@@ -181,6 +181,7 @@ def test_resume_continues(runs, capsys):
     (["train", "--data", "CKPT/tiny.txt", "--out", "CKPT/t", "--block-size", "64"], 1, "fewer than block_size + 1"),
     (["train", "--data", "CKPT/empty.txt", "--out", "CKPT/e"], 1, "is empty"),
     (["train", "--data", "CKPT/latin1.txt", "--out", "CKPT/l"], 1, "is not valid UTF-8"),
+    (["train", "--data", "CKPT/code.txt", "--out", "CKPT/code.txt/run"], 1, "cannot create the output folder"),
     (["generate", "--ckpt", "CKPT/broken", "--prompt", "x"], 1, "is truncated or corrupted"),
     (["generate", "--ckpt", "CKPT/gpt", "--prompt", "x", "--top-p", "0"], 2, "must lie in (0, 1], got 0"),
     (["generate", "--ckpt", "CKPT/gpt", "--prompt", "x", "--top-k", "0"], 2, "must be a positive integer"),
