@@ -193,6 +193,11 @@ def build_parser():
 
 def main(argv=None):
     """The ``minillm`` command: run the subcommand; an error becomes one line and exit code 2 (usage) or 1."""
+    for stream in (sys.stdout, sys.stderr):
+        # Generated text can hold any character of the corpus. Where the terminal or pipe has a
+        # narrower encoding (a Windows code page, say), print \xdf for what it cannot show, not fail.
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

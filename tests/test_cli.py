@@ -1,4 +1,5 @@
 """The command line as a user meets it: train, generate with every option, fill-mask, classify, bad input."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -218,3 +219,14 @@ def test_gradcheck_command_passes():
     out = run("gradcheck")
     assert out.returncode == 0 and "0 failed" in out.stdout
     assert "GPT" in out.stdout and "LSTM" in out.stdout and "BertForMaskedLM" in out.stdout
+
+
+def test_generated_text_prints_on_a_narrow_terminal_encoding(runs):
+    # a Windows code page or a pipe can hold fewer characters than the model writes: those are
+    # escaped (\xdf), and the command still succeeds
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    out = subprocess.run([sys.executable, "-m", "minillm.cli", "generate", "--ckpt", str(runs / "bpe"),
+                          "--prompt", "Straße", "--max-new-tokens", "3", "--greedy"],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "Stra\\xdfe" in out.stdout
