@@ -100,7 +100,7 @@ def read_text_file(path):
     if not p.is_file():
         raise FileNotFoundError(f"data file {path} does not exist")
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")          # -sig: drop the byte-order mark some editors write
     except UnicodeDecodeError as e:
         raise ValueError(f"data file {path} is not valid UTF-8 (byte {e.start}: {e.reason})") from None
     if not text.strip():

@@ -136,3 +136,8 @@ def test_builtin_corpus_without_a_writable_cache_is_made_in_memory(tmp_path, mon
     monkeypatch.setenv("MINILLM_CACHE", str(tmp_path / "ok"))
     assert data.builtin_corpus(verbose=False) == text                 # the same text as the cached one
     assert not list((tmp_path / "ok").glob("*.tmp*"))
+
+
+def test_user_file_byte_order_mark_is_not_text(tmp_path):
+    (tmp_path / "bom.txt").write_bytes("\ufeff数据 data".encode("utf-8"))
+    assert data.read_text_file(tmp_path / "bom.txt") == "数据 data"
