@@ -217,4 +217,7 @@ def keep_freed_memory():
 
 keep_freed_memory()
 if os.environ.get("MINILLM_BACKEND", "numpy") != "numpy":
-    use(os.environ["MINILLM_BACKEND"])
+    try:
+        use(os.environ["MINILLM_BACKEND"])
+    except (RuntimeError, ValueError) as e:    # say where the unusable choice came from
+        raise type(e)(f"MINILLM_BACKEND={os.environ['MINILLM_BACKEND']!r}: {e}") from None

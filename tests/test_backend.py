@@ -33,7 +33,7 @@ def test_env_var_selects_backend():
     assert out.stdout.strip() == "numpy"
     bad = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**__import__("os").environ, "MINILLM_BACKEND": "tpu"})
-    assert bad.returncode != 0 and "backend must be" in bad.stderr
+    assert bad.returncode != 0 and "MINILLM_BACKEND='tpu': backend must be" in bad.stderr
 
 
 def test_array_helpers():
