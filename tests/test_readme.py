@@ -52,3 +52,24 @@ def test_ci_runs_the_readme_test_command():
     assert commands == ['pip install -e ".[test]"', "python -m pytest -q"], commands
     for command in commands:
         assert command in ci, f".ci/run does not run the README's `{command}`"
+
+
+def _parametrized_cases(test_file, function):
+    """How many cases the list in ``function``'s @pytest.mark.parametrize holds (read from the source)."""
+    import ast
+    tree = ast.parse((ROOT / "tests" / test_file).read_text(encoding="utf-8"))
+    func = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == function)
+    call = next(d for d in func.decorator_list if isinstance(d, ast.Call) and getattr(d.func, "attr", "") == "parametrize")
+    return len(call.args[1].elts), sum(isinstance(n, ast.FunctionDef) and n.name.startswith("test") for n in tree.body)
+
+
+def test_readme_counts_match_what_they_count():
+    """The numbers the README quotes for the bad-input tests and `minillm gradcheck` are the real ones."""
+    from minillm.gradcheck_suite import _cases, _cross_entropy_rows, model_cases
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    api_cases, api_tests = _parametrized_cases("test_errors.py", "test_bad_input_raises_clear_error")
+    cli_cases, _ = _parametrized_cases("test_cli.py", "test_bad_input_one_line_error_and_exit_code")
+    checks = len(list(_cases())) + len(model_cases()) + len(_cross_entropy_rows())
+    assert f"{api_cases + api_tests - 1} API cases (`tests/test_errors.py`)" in readme
+    assert f"{cli_cases} command-line cases (`tests/test_cli.py`" in readme
+    assert f"`minillm gradcheck` runs\n{checks} gradient checks" in readme
