@@ -26,24 +26,23 @@ def assert_ok(errors):
     assert not bad, f"gradient check failed: {bad}"
 
 
-@pytest.mark.parametrize("make,kw", [
+# (make, forward keyword arguments) for each model on a tiny config, inputs ids(2, 6)
+TINY_MODELS = pytest.mark.parametrize("make,kw", [
     (lambda: GPT(TINY_GPT), {}),
     (lambda: BertForMaskedLM(TINY_BERT), {"key_padding_mask": np.array([[0] * 6, [0] * 4 + [1] * 2], bool)}),
     (lambda: BertForSequenceClassification(TINY_BERT), {"key_padding_mask": np.array([[0] * 6, [0] * 3 + [1] * 3], bool)}),
     (lambda: LSTMLM(LSTMConfig(11, 5, 6, 2)), {}),
 ], ids=["gpt", "bert-mlm", "bert-cls", "lstm-lm"])
+
+
+@TINY_MODELS
 def test_whole_model_gradcheck(xp_backend, make, kw):
     model = make().double()
     kw = {k: backend.to_device(v) for k, v in kw.items()}
     assert_ok(check_module(model, backend.to_device(ids(2, 6)), backward=only_ids, max_entries=30, **kw))
 
 
-@pytest.mark.parametrize("make,kw", [
-    (lambda: GPT(TINY_GPT), {}),
-    (lambda: BertForMaskedLM(TINY_BERT), {"key_padding_mask": np.array([[0] * 6, [0] * 4 + [1] * 2], bool)}),
-    (lambda: BertForSequenceClassification(TINY_BERT), {}),
-    (lambda: LSTMLM(LSTMConfig(11, 5, 6, 2)), {}),
-], ids=["gpt", "bert-mlm", "bert-cls", "lstm-lm"])
+@TINY_MODELS
 @pytest.mark.parametrize("opt", ["sgd", "adam", "adamw"])
 def test_float32_training_step_stays_float32(make, kw, opt):
     """A whole float32 step (forward, loss, backward, clipping, update) makes no float64 array
