@@ -216,8 +216,9 @@ def keep_freed_memory():
 
 
 keep_freed_memory()
-if os.environ.get("MINILLM_BACKEND", "numpy") != "numpy":
+_ENV_BACKEND = os.environ.get("MINILLM_BACKEND", "numpy")
+if _ENV_BACKEND != "numpy":
     try:
-        use(os.environ["MINILLM_BACKEND"])
+        use(_ENV_BACKEND)
     except (RuntimeError, ValueError) as e:    # say where the unusable choice came from
-        raise type(e)(f"MINILLM_BACKEND={os.environ['MINILLM_BACKEND']!r}: {e}") from None
+        raise type(e)(f"MINILLM_BACKEND={_ENV_BACKEND!r}: {e}") from None

@@ -10,6 +10,7 @@ import pytest
 from minillm.cli import main
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+CONVERGENCE = BENCHMARKS / "convergence.py"
 
 TEXT = "".join(f"def f{i}(x):\n    return x * {i % 9} + len('abc')\n" for i in range(400))
 TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
@@ -106,8 +107,7 @@ def test_bert_transfer_benchmark_runs(runs):
 
 def _convergence_bench():
     import importlib.util
-    script = BENCHMARKS / "convergence.py"
-    spec = importlib.util.spec_from_file_location("convergence_bench", script)
+    spec = importlib.util.spec_from_file_location("convergence_bench", CONVERGENCE)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     return bench
@@ -151,8 +151,7 @@ def test_convergence_benchmark_steps_and_seed(monkeypatch):
 @pytest.mark.parametrize("args,message", [(["--steps", "0"], "--steps must be positive, got 0"),
                                           (["--slices", "-1"], "--slices must be positive, got -1")])
 def test_convergence_benchmark_rejects_bad_counts(args, message):
-    script = BENCHMARKS / "convergence.py"
-    run = subprocess.run([sys.executable, str(script)] + args, capture_output=True, text=True)
+    run = subprocess.run([sys.executable, str(CONVERGENCE)] + args, capture_output=True, text=True)
     assert run.returncode == 2 and message in run.stderr
 
 

@@ -11,12 +11,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TOP_LEVEL = ("minillm/", "kernels/", "tests/", "notebooks/", "benchmarks/", "docs/", ".ci/")
+README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def readme_paths():
     """Repository paths the README names: `path` in backticks and ](path) links."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    tokens = set(re.findall(r"`([^`\s]+)`", text)) | set(re.findall(r"\]\(([^)\s#]+)\)", text))
+    tokens = set(re.findall(r"`([^`\s]+)`", README)) | set(re.findall(r"\]\(([^)\s#]+)\)", README))
     return sorted(t for t in tokens if t.startswith(TOP_LEVEL))
 
 
@@ -44,8 +44,7 @@ def test_notebook_link_exists(source, link):
 
 def test_ci_runs_the_readme_test_command():
     """.ci/run installs the project the way the README says and runs the README's test command."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = readme.split("## Two commands", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    block = README.split("## Two commands", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
     test_line = next(line for line in block.splitlines() if "pytest" in line).split("#")[0]
     commands = [c.strip() for c in test_line.split("&&")]
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
@@ -66,10 +65,9 @@ def _parametrized_cases(test_file, function):
 def test_readme_counts_match_what_they_count():
     """The numbers the README quotes for the bad-input tests and `minillm gradcheck` are the real ones."""
     from minillm.gradcheck_suite import _cases, _cross_entropy_rows, model_cases
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     api_cases, api_tests = _parametrized_cases("test_errors.py", "test_bad_input_raises_clear_error")
     cli_cases, _ = _parametrized_cases("test_cli.py", "test_bad_input_one_line_error_and_exit_code")
     checks = len(list(_cases())) + len(model_cases()) + len(_cross_entropy_rows())
-    assert f"{api_cases + api_tests - 1} API cases (`tests/test_errors.py`)" in readme
-    assert f"{cli_cases} command-line cases (`tests/test_cli.py`" in readme
-    assert f"`minillm gradcheck` runs\n{checks} gradient checks" in readme
+    assert f"{api_cases + api_tests - 1} API cases (`tests/test_errors.py`)" in README
+    assert f"{cli_cases} command-line cases (`tests/test_cli.py`" in README
+    assert f"`minillm gradcheck` runs\n{checks} gradient checks" in README
