@@ -134,7 +134,6 @@ results["2 mean, not sum"] = worst(errors)
 
 # %%
 W = rng.standard_normal((5, 5))
-linear = lambda x, W: linear_forward(x, W)                          # out = x W^T (no bias)
 
 
 def linear_backward_transposed(douts, cache):
@@ -142,8 +141,8 @@ def linear_backward_transposed(douts, cache):
     return dx, dW.T                                                 # x^T dout instead of dout^T x
 
 
-print("right:     ", fmt(gradcheck.check_pair(linear, lambda d, c: linear_backward(d[0], c)[:2], (x, W), wrt=(0, 1))))
-errors = gradcheck.check_pair(linear, linear_backward_transposed, (x, W), wrt=(0, 1))
+print("right:     ", fmt(gradcheck.check_pair(linear_forward, lambda d, c: linear_backward(d[0], c)[:2], (x, W), wrt=(0, 1))))
+errors = gradcheck.check_pair(linear_forward, linear_backward_transposed, (x, W), wrt=(0, 1))
 print("transposed:", fmt(errors), " (arg0 = x, arg1 = W)")
 results["3 transposed dW"] = worst(errors)
 
