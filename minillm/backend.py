@@ -14,6 +14,7 @@ one NumPy generator and then copied to the device.
 import ctypes
 import os
 import sys
+import threading
 
 import numpy as np
 
@@ -24,6 +25,7 @@ _INSTALL_HINT = (
 
 _state = {"name": "numpy", "xp": np}
 _rng = {"cpu": np.random.default_rng(0)}
+_thread = threading.local()     # .rng: a generator this thread uses instead of _rng["cpu"] (DataParallel)
 DEFAULT_DTYPE = np.float32
 
 
@@ -153,7 +155,27 @@ def rand(shape, dtype=None):
     dtype = dtype or DEFAULT_DTYPE
     if current() == "cupy":
         return _state["xp"].random.random_sample(shape, dtype=dtype)
-    return _rng["cpu"].random(shape, dtype=np.float64).astype(dtype, copy=False)
+    rng = getattr(_thread, "rng", None) or _rng["cpu"]
+    return rng.random(shape, dtype=np.float64).astype(dtype, copy=False)
+
+
+class thread_rng:
+    """``with thread_rng(gen):`` makes ``rand`` in this thread draw from ``gen`` (a NumPy Generator).
+
+    DataParallel gives each replica's thread its own generator, seeded from the main one, so the
+    dropout masks do not depend on the order in which the threads happen to run.
+    """
+
+    def __init__(self, gen):
+        self.gen, self.saved = gen, None
+
+    def __enter__(self):
+        self.saved, _thread.rng = getattr(_thread, "rng", None), self.gen
+        return self.gen
+
+    def __exit__(self, *exc):
+        _thread.rng = self.saved
+        return False
 
 
 def scatter_add(target, index, values):
