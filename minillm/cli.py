@@ -62,6 +62,12 @@ def cmd_train(args):
     from . import commands
     if args.n_embd % args.n_head and args.model != "lstm":
         raise UsageError(f"--n-embd {args.n_embd} is not divisible by --n-head {args.n_head}")
+    if args.threads > 1 and args.backend == "cupy":
+        raise UsageError(f"--threads {args.threads} runs model replicas on CPU cores; with --backend cupy use "
+                         "--threads 1")
+    if args.threads > args.batch_size:
+        raise UsageError(f"--threads {args.threads} gives each thread at least one row of the batch, so it must be "
+                         f"at most --batch-size ({args.batch_size})")
     commands.train(args)
     return 0
 
@@ -139,6 +145,9 @@ def build_parser():
     t.add_argument("--out", metavar="DIR", help="output directory (default runs/<model>-<time>)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
+    t.add_argument("--threads", type=_positive_int, default=1,
+                   help="CPU cores to train on: the batch is split into this many shards, one model replica "
+                        "per thread (data parallelism, NumPy backend; default 1)")
     t.add_argument("--resume", action="store_true", help="continue the checkpoint in --out exactly")
     t.set_defaults(func=cmd_train)
 

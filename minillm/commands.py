@@ -87,7 +87,7 @@ def train(args):
     opt = AdamW(param_groups(model, args.weight_decay), lr=args.lr, betas=(0.9, 0.99))
     tcfg = TrainConfig(max_steps=args.max_steps, max_seconds=args.max_seconds, lr=args.lr, min_lr=args.lr / 10,
                        warmup_steps=args.warmup_steps, grad_clip=1.0, eval_interval=args.eval_interval,
-                       eval_batches=args.eval_batches, log_interval=10, seed=args.seed)
+                       eval_batches=args.eval_batches, log_interval=10, seed=args.seed, threads=args.threads)
     meta = {"kind": args.model, "model_config": cfg, "tokenizer": tokenizer.to_dict(),
             "data": args.data or "built-in corpus", "backend": backend.current()}
     trainer = Trainer(model, task, opt, tcfg, out, meta)

@@ -26,6 +26,7 @@ import numpy as np
 from . import backend
 from .checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from .optim import clip_grad_norm, lr_schedule
+from .parallel import DataParallel
 
 LOG_COLUMNS = ["step", "elapsed_s", "lr", "train_loss", "val_loss", "tokens_per_s"]
 
@@ -43,6 +44,7 @@ class TrainConfig:
     eval_batches: int = 10
     log_interval: int = 10
     seed: int = 0
+    threads: int = 1              # data-parallel CPU threads, one batch shard each (parallel.py); 1: none
 
 
 class TrainingDiverged(RuntimeError):
@@ -54,6 +56,8 @@ class Trainer:
 
     def __init__(self, model, task, optimizer, config, out_dir, meta, quiet=False):
         self.model, self.task, self.opt, self.cfg = model, task, optimizer, config
+        # what forward and backward run through: the model, or its replicas on config.threads cores
+        self.net = DataParallel(model, config.threads) if config.threads > 1 else model
         self.out = Path(out_dir)
         self.meta = meta
         self.quiet = quiet
@@ -88,7 +92,7 @@ class Trainer:
         """Mean validation loss over eval_batches batches drawn with a fixed seed (comparable across evals)."""
         rng = np.random.default_rng(self.cfg.seed + 1)
         self.model.eval()
-        losses = [self.task.loss(self.model, self.task.batch("val", rng)) for _ in range(self.cfg.eval_batches)]
+        losses = [self.task.loss(self.net, self.task.batch("val", rng)) for _ in range(self.cfg.eval_batches)]
         self.model.train()
         self.model.cache = None
         val = float(np.mean(losses))
@@ -101,13 +105,13 @@ class Trainer:
     def train_step(self):
         """Batch, forward + loss, zero_grad, backward, clip, lr schedule, optimizer step -> (loss, lr)."""
         batch = self.task.batch("train", self.rng)
-        loss = self.task.loss(self.model, batch)
+        loss = self.task.loss(self.net, batch)
         if not math.isfinite(loss):
             raise TrainingDiverged(
                 f"loss became {loss} at step {self.step}; training stopped. The last good checkpoint "
                 f"({checkpoint_path(self.out)}, if any) was kept. Try a smaller --lr.")
         self.model.zero_grad()
-        self.task.backward(self.model)
+        self.task.backward(self.net)
         params = self.model.parameters()
         if self.cfg.grad_clip:
             clip_grad_norm(params, self.cfg.grad_clip)

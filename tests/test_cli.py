@@ -177,6 +177,8 @@ def test_resume_continues(runs, capsys):
     (["train", "--data", "CKPT/code.txt", "--out", "CKPT/new2", "--resume"], 2, "--resume: no checkpoint at"),
     (["train", "--data", "CKPT/code.txt", "--n-embd", "30", "--n-head", "4"], 2, "not divisible by --n-head 4"),
     (["train", "--dropout", "1.2"], 2, "must lie in [0, 1), got 1.2"),
+    (["train", "--threads", "13"], 2, "--threads 13 gives each thread at least one row of the batch, so it must be at most --batch-size (12)"),
+    (["train", "--threads", "2", "--backend", "cupy"], 2, "with --backend cupy use --threads 1"),
     (["train", "--model", "rnn"], 2, "invalid choice: 'rnn'"),
     (["train", "--data", "CKPT/tiny.txt", "--out", "CKPT/t", "--block-size", "64"], 1, "fewer than block_size + 1"),
     (["train", "--data", "CKPT/empty.txt", "--out", "CKPT/e"], 1, "is empty"),

@@ -8,6 +8,7 @@ import minillm
 from minillm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from minillm.models import GPT, GPTConfig, LSTMLM, LSTMConfig
 from minillm.optim import AdamW, param_groups
+from minillm.parallel import blas_threads
 from minillm.tasks import LMTask
 from minillm.train import LOG_COLUMNS, TrainConfig, Trainer, TrainingDiverged
 
@@ -15,7 +16,7 @@ TEXT = "".join(f"line {i % 17}: the cat sat on the mat, then {i * 7 % 13} dogs r
 CFG = GPTConfig(vocab_size=0, block_size=16, n_layer=2, n_head=2, n_embd=16, dropout=0.1)
 
 
-def make(out, dtype=np.float32, lr=3e-3, max_steps=20, model="gpt"):
+def make(out, dtype=np.float32, lr=3e-3, max_steps=20, model="gpt", threads=1):
     minillm.manual_seed(0)
     chars = sorted(set(TEXT))
     ids = np.array([chars.index(c) for c in TEXT])
@@ -28,7 +29,8 @@ def make(out, dtype=np.float32, lr=3e-3, max_steps=20, model="gpt"):
     net.to(dtype=dtype)
     task = LMTask(ids[:9000], ids[9000:], 16, 4)
     opt = AdamW(param_groups(net, 0.1), lr=lr)
-    tcfg = TrainConfig(max_steps=max_steps, lr=lr, warmup_steps=3, eval_interval=5, eval_batches=2, log_interval=5)
+    tcfg = TrainConfig(max_steps=max_steps, lr=lr, warmup_steps=3, eval_interval=5, eval_batches=2, log_interval=5,
+                       threads=threads)
     meta = {"kind": model, "model_config": cfg.__dict__}
     return Trainer(net, task, opt, tcfg, out, meta, quiet=True)
 
@@ -43,16 +45,19 @@ def test_loss_goes_down_and_log_is_written(tmp_path):
     assert (tmp_path / "loss.png").stat().st_size > 1000
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("dtype,threads", [(np.float64, 1), (np.float32, 1), (np.float32, 2)])
 @pytest.mark.parametrize("model", ["gpt", "lstm"])
-def test_resume_is_exact(tmp_path, dtype, model):
-    """N steps in one go == N/2 steps, a fresh process-like restart from the checkpoint, N/2 steps (dropout on)."""
-    full = make(tmp_path / "full", dtype, model=model)
+def test_resume_is_exact(tmp_path, dtype, model, threads):
+    """N steps in one go == N/2 steps, a fresh process-like restart from the checkpoint, N/2 steps (dropout
+    on; with threads=2 each of two data-parallel replicas draws its own dropout masks)."""
+    if threads > 1 and not blas_threads.available():
+        pytest.skip("NumPy's BLAS is not an OpenBLAS minillm can set")
+    full = make(tmp_path / "full", dtype, model=model, threads=threads)
     full.run()
-    half = make(tmp_path / "half", dtype, model=model)
+    half = make(tmp_path / "half", dtype, model=model, threads=threads)
     half.run(stop_step=10)
     minillm.manual_seed(123)                                   # a restarted program has other RNG state ...
-    resumed = make(tmp_path / "half", dtype, model=model)      # ... and fresh random weights
+    resumed = make(tmp_path / "half", dtype, model=model, threads=threads)   # ... and fresh random weights
     minillm.manual_seed(456)
     assert resumed.resume() == 10
     resumed.run()
