@@ -1,13 +1,16 @@
 """Same recipe, same text, same wall time: minillm's GPT vs the same GPT in PyTorch (CPU).
 
-    python benchmarks/convergence.py [--seconds 120] [--slices 8] [--seed 0] [--steps N]
+    python benchmarks/convergence.py [--seconds 120] [--slices 8] [--seed 0] [--steps N] [--threads N]
 
 nanoGPT's CPU character recipe: n_layer 4, n_head 4, n_embd 128, block_size 64, batch 12,
 AdamW (lr 1e-3, betas 0.9/0.99, weight decay 0.1), 100 warm-up steps then constant lr,
 gradient clipping 1.0, dropout 0, GPT-2's initialisation on both sides, on the built-in corpus
 (character-level, 90/10 split).
 Each implementation trains for the same number of wall-clock seconds; then both are scored
-on the same 40 validation batches. PyTorch uses as many threads as NumPy's BLAS.
+on the same 40 validation batches. PyTorch uses as many threads as NumPy's BLAS, and minillm as
+many data-parallel threads (minillm/parallel.py: the batch split into shards, one replica and one
+BLAS thread per core, the same math), so both sides use the same cores; --threads 1 gives minillm
+one replica, whose element-wise work then runs on one core.
 The two take turns in --slices slices (8 by default: 15 s each of 120 s), in the order
 A B B A A B B A, each slice ending when that side's total training time reaches its share.
 A shared machine drifts by 10-30 % over minutes; running one side's 120 s after the other's
@@ -63,21 +66,23 @@ class TimedTrainer:
 class MiniTrainer(TimedTrainer):
     """minillm's GPT, AdamW and the training step."""
 
-    def __init__(self, train, vocab, seed=0):
+    def __init__(self, train, vocab, seed=0, threads=1):
         import minillm
         from minillm.models import GPT, GPTConfig
         from minillm.nn import CrossEntropyLoss
         from minillm.optim import AdamW, clip_grad_norm, param_groups
+        from minillm.parallel import DataParallel
         super().__init__(train)
         minillm.manual_seed(seed)
         self.model = GPT(GPTConfig(vocab_size=vocab, **CFG))
+        self.net = DataParallel(self.model, threads) if threads > 1 else self.model
         self.opt = AdamW(param_groups(self.model, 0.1), lr=LR, betas=(0.9, 0.99))
         self.loss_fn, self.clip = CrossEntropyLoss(), clip_grad_norm
 
     def step(self, x, y, lr):
-        self.loss_fn(self.model(x), y)
+        self.loss_fn(self.net(x), y)
         self.model.zero_grad()
-        self.model.backward(self.loss_fn.backward())
+        self.net.backward(self.loss_fn.backward())
         self.clip(self.model.parameters(), 1.0)
         self.opt.set_lr(lr)
         self.opt.step()
@@ -173,8 +178,11 @@ def main():
     ap.add_argument("--slices", type=int, default=8, help="turns per side (1: one side's run, then the other's)")
     ap.add_argument("--seed", type=int, default=0, help="seed of both sides' initial weights")
     ap.add_argument("--steps", type=int, default=None, help="N steps for each side instead of --seconds")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="minillm's data-parallel threads (default: NumPy's BLAS threads, as PyTorch's; 1: no "
+                         "data parallelism, one thread for NumPy's element-wise work)")
     args = ap.parse_args()
-    for name in ("seconds", "slices", "steps"):
+    for name in ("seconds", "slices", "steps", "threads"):
         value = getattr(args, name)
         if value is not None and value <= 0:
             ap.error(f"--{name} must be positive, got {value}")
@@ -186,11 +194,13 @@ def main():
     train, val = data.train_val_split(tok.encode(text))
     val_batches = list(batches(val, np.random.default_rng(123), 40))
     threads = blas_threads()
+    from minillm.parallel import blas_threads as settable
+    dp = args.threads or (threads if settable.available() else 1)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, BLAS threads {threads}; "
           f"date {time.strftime('%Y-%m-%d')}; "
           + (f"{args.seconds:.0f} s" if args.steps is None else f"{args.steps} steps")
           + f" each in {args.slices} turns; init seed {args.seed}; vocab {tok.vocab_size}")
-    trainers = [("minillm (NumPy " + np.__version__ + ")", MiniTrainer(train, tok.vocab_size, args.seed))]
+    trainers = [(f"minillm (NumPy {np.__version__}, {dp} thr.)", MiniTrainer(train, tok.vocab_size, args.seed, dp))]
     try:
         import torch
         torch.set_num_threads(threads)

@@ -1,11 +1,12 @@
 """CPU speed: minillm (NumPy) next to the same network in PyTorch (CPU), measured in one run.
 
-    python benchmarks/cpu.py [--seconds 10] [--cases gpt,lstm,generate,attention]
+    python benchmarks/cpu.py [--seconds 10] [--cases gpt,gpt-dp,lstm,lstm-dp,generate,attention]
 
 Cases (issue 7):
   gpt        GPT training step: n_layer 4, n_embd 256, n_head 4, block 128, batch 16, vocab 256,
              AdamW, float32, dropout 0 (forward + backward + optimizer step)
   lstm       the article's LSTM LM: vocab 256, embedding 128, hidden 256, T 64, batch 32, Adam
+  gpt-dp, lstm-dp   the same two, minillm through DataParallel (one replica per BLAS thread)
   generate   512 new tokens from the GPT above (greedy), with and without the KV cache
   attention  scaled dot-product attention forward + backward, causal, B 4, H 8, D 64, T 128/512/1024
 
@@ -81,21 +82,24 @@ def attention_flops(T, c=ATT):
 
 
 # ============================================================================ minillm workers
-def mini_train_rate(model, opt, vocab, batch, T, seconds, base):
-    """tokens/s of minillm training steps (forward, loss, backward, update) on fixed random ids."""
+def mini_train_rate(model, opt, vocab, batch, T, seconds, base, threads=1):
+    """tokens/s of minillm training steps (forward, loss, backward, update) on fixed random ids;
+    threads > 1: through DataParallel, one replica and one BLAS thread per core."""
     from minillm.nn import CrossEntropyLoss
+    from minillm.parallel import DataParallel
     loss_fn, rng = CrossEntropyLoss(), np.random.default_rng(0)
     x, y = rng.integers(0, vocab, (batch, T)), rng.integers(0, vocab, (batch, T))
+    net = DataParallel(model, threads) if threads > 1 else model
 
     def step():
-        loss_fn(model(x), y)
+        loss_fn(net(x), y)
         model.zero_grad()
-        model.backward(loss_fn.backward())
+        net.backward(loss_fn.backward())
         opt.step()
     return dict(tok_s=batch * T / timed(step, seconds), base=base)
 
 
-def mini_gpt(seconds):
+def mini_gpt(seconds, threads=1):
     import minillm
     from minillm.models import GPT as Model, GPTConfig
     from minillm.optim import AdamW, param_groups
@@ -103,10 +107,10 @@ def mini_gpt(seconds):
     minillm.manual_seed(0)
     model = Model(GPTConfig(**{k: v for k, v in GPT.items() if k != "batch"}, dropout=0.0))
     return mini_train_rate(model, AdamW(param_groups(model, 0.1), lr=3e-4), GPT["vocab_size"], GPT["batch"],
-                           GPT["block_size"], seconds, base)
+                           GPT["block_size"], seconds, base, threads)
 
 
-def mini_lstm(seconds):
+def mini_lstm(seconds, threads=1):
     import minillm
     from minillm.models import LSTMLM, LSTMConfig
     from minillm.optim import Adam
@@ -114,7 +118,7 @@ def mini_lstm(seconds):
     minillm.manual_seed(0)
     model = LSTMLM(LSTMConfig(vocab_size=LSTM["vocab"], embed_dim=LSTM["emb"], hidden_size=LSTM["hidden"]))
     return mini_train_rate(model, Adam(model.parameters(), lr=1e-3), LSTM["vocab"], LSTM["batch"], LSTM["T"],
-                           seconds, base)
+                           seconds, base, threads)
 
 
 def mini_generate(seconds, n_new=512):
@@ -246,7 +250,10 @@ def worker(case, impl, seconds, T):
         np.ones((1024, 1024), np.float32) @ np.ones((1024, 1024), np.float32)
     fn = {("gpt", "minillm"): mini_gpt, ("gpt", "torch"): torch_gpt, ("lstm", "minillm"): mini_lstm,
           ("lstm", "torch"): torch_lstm, ("generate", "minillm"): mini_generate,
-          ("attention", "minillm"): mini_attention, ("attention", "torch"): torch_attention}[(case, impl)]
+          ("attention", "minillm"): mini_attention, ("attention", "torch"): torch_attention,
+          ("gpt-dp", "minillm"): lambda s: mini_gpt(s, blas_threads()), ("gpt-dp", "torch"): torch_gpt,
+          ("lstm-dp", "minillm"): lambda s: mini_lstm(s, blas_threads()), ("lstm-dp", "torch"): torch_lstm,
+          }[(case, impl)]
     res = fn(seconds, T) if case == "attention" else fn(seconds)
     res["peak"] = peak_mib()
     res["above_base"] = res["peak"] - res.pop("base")
@@ -285,7 +292,8 @@ def blas_threads():
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=10.0, help="timed seconds per case and implementation")
-    ap.add_argument("--cases", default="gpt,lstm,generate,attention")
+    ap.add_argument("--cases", default="gpt,gpt-dp,lstm,lstm-dp,generate,attention",
+                    help="-dp: minillm through DataParallel with one replica per BLAS thread (minillm/parallel.py)")
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds; each side keeps its best")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--T", type=int, default=0, help=argparse.SUPPRESS)
@@ -307,7 +315,8 @@ def main():
           f"{'MiB mini':>9} {'MiB torch':>9}   (MiB: peak RSS above the post-import baseline / absolute)")
     cases = args.cases.split(",")
     flops = {"gpt": gpt_flops_per_token(), "lstm": lstm_flops_per_token()}
-    for case in ("gpt", "lstm"):
+    flops.update({"gpt-dp": flops["gpt"], "lstm-dp": flops["lstm"]})
+    for case in ("gpt", "gpt-dp", "lstm", "lstm-dp"):
         if case in cases:
             _row(f"{case} train step", *best_of(args.rounds, case, args.seconds, torch=bool(torch_name)),
                  flops[case], peak)
