@@ -170,3 +170,69 @@ try:
     print("minillm vs torch.optim.Adam, max difference:", np.abs(lin.weight.data - tw.detach().numpy()).max())
 except ImportError:
     print("PyTorch is not installed: comparison skipped")
+
+# %% [markdown]
+# ## Using every core: data parallelism
+# NumPy runs its matrix products on every core but its element-wise work (GELU, softmax, LayerNorm)
+# on one. Data parallelism puts the other cores to work without changing the math. The loss is a
+# mean over the batch's $N$ tokens, so its gradient is a sum that can be cut into shards:
+# $$\frac{\partial L}{\partial W} = \sum_{k} \Big[\frac{1}{N}\sum_{i \in \text{shard } k} \frac{\partial \ell_i}{\partial W}\Big]$$
+# [`minillm/parallel.py`](../minillm/parallel.py) gives each shard to a replica of the model in its own
+# thread (the replicas share the weights and have their own gradients), then adds the replicas'
+# gradients into the model's: the "all-reduce" of multi-GPU training, here on CPU cores. First the
+# check: the same gradients as one backward over the whole batch.
+
+# %%
+from minillm.parallel import DataParallel, blas_threads
+
+minillm.manual_seed(0)
+model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=32, n_layer=2, n_head=2, n_embd=64)).double()
+x, y = data.get_batch(train_ids, 32, 8, np.random.default_rng(0))
+loss_fn = CrossEntropyLoss()
+grads = {}
+for threads in (1, 2) if blas_threads.available() else ():
+    net = DataParallel(model, threads)                # DataParallel(model, 1) is the model alone
+    loss_fn(net(x), y)
+    model.zero_grad()
+    net.backward(loss_fn.backward())
+    grads[threads] = [p.grad.copy() for p in model.parameters()]
+if grads:
+    print("largest difference between the two gradients (float64):",
+          max(np.abs(a - b).max() for a, b in zip(grads[1], grads[2])))
+else:
+    print("NumPy's BLAS is not an OpenBLAS minillm can set: DataParallel runs one thread only here")
+
+# %% [markdown]
+# Then the time of a training step with the convergence benchmark's recipe (4 layers, width 128,
+# batch 12 x 64), with one thread and with one replica per core, taking turns (one, two, two, one, ...)
+# so that whatever else runs on the machine slows both alike. `minillm train --threads 2` uses the same
+# wrapper.
+
+# %%
+def step_times(net, model, opt, rng, steps):
+    times = []
+    for _ in range(steps):
+        x, y = data.get_batch(train_ids, 64, 12, rng)
+        t0 = time.perf_counter()
+        loss_fn(net(x), y)
+        model.zero_grad()
+        net.backward(loss_fn.backward())
+        opt.step()
+        times.append(time.perf_counter() - t0)
+    return times
+
+cores = min(os.cpu_count() or 1, 2)
+if cores > 1 and blas_threads.available():
+    minillm.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=64, n_layer=4, n_head=4, n_embd=128))
+    opt, rng = AdamW(param_groups(model, 0.1), lr=1e-3), np.random.default_rng(0)
+    nets = {1: model, cores: DataParallel(model, cores)}
+    times = {1: [], cores: []}
+    for turn in range(2 if QUICK else 8):
+        for threads in (1, cores) if turn % 2 == 0 else (cores, 1):
+            step_times(nets[threads], model, opt, rng, 1)            # one step to warm the caches up
+            times[threads] += step_times(nets[threads], model, opt, rng, 2 if QUICK else 10)
+    one, many = (1e3 * np.median(times[k]) for k in (1, cores))
+    print(f"median step: one thread {one:.1f} ms, {cores} threads {many:.1f} ms ({one / many:.2f}x faster)")
+else:
+    print("one core, or no OpenBLAS minillm can set: nothing to split here")
