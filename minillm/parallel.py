@@ -31,7 +31,7 @@ once per forward in the main thread, so a run is reproducible whatever order the
 import copy
 import ctypes
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -144,7 +144,10 @@ class DataParallel(Module):
             return [work(0)]
         with blas_threads(1):
             futures = [self._pool.submit(work, k) for k in range(1, self.n_threads)]
-            first = work(0)
+            try:
+                first = work(0)
+            finally:                     # even if replica 0 failed: no thread may still run after BLAS is restored
+                wait(futures)
             return [first] + [f.result() for f in futures]
 
     def forward(self, x, *args, **kwargs):
@@ -170,7 +173,8 @@ class DataParallel(Module):
         return np.concatenate(self._run(work), axis=0)
 
     def backward(self, dout):
-        """dout: (B, ...) -> adds every replica's parameter gradients into the model's .grad."""
+        """dout: (B, ...) -> adds every replica's parameter gradients into the model's .grad; returns None
+        (the models' inputs are token ids, which have no gradient)."""
         if self._rows is None:
             raise RuntimeError("DataParallel.backward() was called without a preceding forward()")
         rows, self._rows = self._rows, None

@@ -141,3 +141,14 @@ def test_without_a_settable_blas_more_than_one_thread_is_refused(monkeypatch):
         DataParallel(GPT(TINY_GPT), 2)
     net = DataParallel(GPT(TINY_GPT), 1)                   # one thread needs nothing from BLAS
     np.testing.assert_array_equal(net(ids(2, 6)), net.module(ids(2, 6)))
+
+
+@needs_blas
+def test_an_error_in_a_replica_thread_reaches_the_caller_and_blas_is_restored():
+    from minillm.parallel import _openblas
+    before = _openblas()[1]()
+    x = ids(4, 6)
+    x[3, 0] = 99                                             # only the second shard's rows hold a bad id
+    with pytest.raises(ValueError, match="idx"):
+        DataParallel(GPT(TINY_GPT), 2)(x)
+    assert _openblas()[1]() == before
