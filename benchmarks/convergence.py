@@ -194,8 +194,8 @@ def main():
     train, val = data.train_val_split(tok.encode(text))
     val_batches = list(batches(val, np.random.default_rng(123), 40))
     threads = blas_threads()
-    from minillm.parallel import blas_threads as settable
-    dp = args.threads or (threads if settable.available() else 1)
+    from minillm.parallel import blas_threads as openblas
+    dp = args.threads or (threads if openblas.available() else 1)       # DataParallel needs a settable OpenBLAS
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, BLAS threads {threads}; "
           f"date {time.strftime('%Y-%m-%d')}; "
           + (f"{args.seconds:.0f} s" if args.steps is None else f"{args.steps} steps")

@@ -282,6 +282,10 @@ def run_worker(case, impl, seconds, T=0):
 
 
 def blas_threads():
+    """NumPy's BLAS threads: read from OpenBLAS itself where minillm finds it, else from threadpoolctl, else a guess."""
+    from minillm.parallel import blas_threads as openblas
+    if openblas.available():
+        return openblas.current()
     try:
         from threadpoolctl import threadpool_info
         return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
@@ -315,11 +319,10 @@ def main():
           f"{'MiB mini':>9} {'MiB torch':>9}   (MiB: peak RSS above the post-import baseline / absolute)")
     cases = args.cases.split(",")
     flops = {"gpt": gpt_flops_per_token(), "lstm": lstm_flops_per_token()}
-    flops.update({"gpt-dp": flops["gpt"], "lstm-dp": flops["lstm"]})
     for case in ("gpt", "gpt-dp", "lstm", "lstm-dp"):
         if case in cases:
             _row(f"{case} train step", *best_of(args.rounds, case, args.seconds, torch=bool(torch_name)),
-                 flops[case], peak)
+                 flops[case.split("-")[0]], peak)                  # -dp: the same network and work
     if "attention" in cases:
         for T in (128, 512, 1024):
             per_tok = attention_flops(T) / (ATT["B"] * T)

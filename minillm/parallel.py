@@ -78,7 +78,8 @@ def _openblas():
 class blas_threads:
     """``with blas_threads(n):`` runs the block with NumPy's OpenBLAS using n threads, then restores it.
 
-    ``blas_threads.available()`` says whether minillm found OpenBLAS in this process.
+    ``blas_threads.available()`` says whether minillm found OpenBLAS in this process, and
+    ``blas_threads.current()`` how many threads it runs (None where it was not found).
     """
 
     def __init__(self, n):
@@ -89,10 +90,14 @@ class blas_threads:
         """True when NumPy's BLAS is an OpenBLAS whose thread count minillm can set."""
         return _openblas() is not None
 
+    @staticmethod
+    def current():
+        """The number of threads NumPy's OpenBLAS runs now, or None where it was not found."""
+        return _openblas()[1]() if blas_threads.available() else None
+
     def __enter__(self):
-        setter, getter = _openblas()
-        self.saved = getter()
-        setter(self.n)
+        self.saved = blas_threads.current()
+        _openblas()[0](self.n)
         return self
 
     def __exit__(self, *exc):
@@ -130,8 +135,7 @@ class DataParallel(Module):
 
     def _sync(self):
         """Make every replica use the model's current weight arrays and train/eval flags."""
-        pairs = list(zip(self.module.named_modules(), *(r.named_modules() for r in self._replicas[1:])))
-        for (_, main), *copies in pairs:
+        for (_, main), *copies in zip(self.module.named_modules(), *(r.named_modules() for r in self._replicas[1:])):
             for _, rep in copies:
                 rep.training = main.training
         for (_, p), *copies in zip(self.module.named_parameters(), *(r.named_parameters() for r in self._replicas[1:])):

@@ -106,14 +106,13 @@ def test_dropout_masks_are_reproducible_and_follow_the_seed():
 
 @needs_blas
 def test_blas_threads_are_restored():
-    from minillm.parallel import _openblas
-    before = _openblas()[1]()
+    before = blas_threads.current()
     net = DataParallel(GPT(TINY_GPT), 2)
     net.backward(np.ones_like(net(ids(2, 6))))
-    assert _openblas()[1]() == before
+    assert blas_threads.current() == before
     with blas_threads(1):
-        assert _openblas()[1]() == 1
-    assert _openblas()[1]() == before
+        assert blas_threads.current() == 1
+    assert blas_threads.current() == before
 
 
 @pytest.mark.parametrize("n", [0, -1, 2.0, "2", True])
@@ -145,10 +144,9 @@ def test_without_a_settable_blas_more_than_one_thread_is_refused(monkeypatch):
 
 @needs_blas
 def test_an_error_in_a_replica_thread_reaches_the_caller_and_blas_is_restored():
-    from minillm.parallel import _openblas
-    before = _openblas()[1]()
+    before = blas_threads.current()
     x = ids(4, 6)
     x[3, 0] = 99                                             # only the second shard's rows hold a bad id
     with pytest.raises(ValueError, match="idx"):
         DataParallel(GPT(TINY_GPT), 2)(x)
-    assert _openblas()[1]() == before
+    assert blas_threads.current() == before
