@@ -17,13 +17,15 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
-    packages=["minillm", "minillm.nn", "minillm.models", "minillm.kernels"],
+    packages=["minillm", "minillm.nn", "minillm.models", "minillm.tokenizers", "minillm.training", "minillm.gradcheck",
+              "minillm.cli", "minillm.kernels", "minillm.kernels.cpu", "minillm.kernels.cuda"],
     package_dir={"minillm.kernels": "kernels"},
-    package_data={"minillm.kernels": ["*.cu"]},
-    install_requires=["numpy>=1.23", "matplotlib>=3.5"],
+    package_data={"minillm.kernels.cuda": ["*.cu"]},
+    install_requires=["numpy>=1.23", "matplotlib>=3.5", "threadpoolctl>=3.1"],
     extras_require={
         "gpu": ["cupy-cuda12x"],
-        "hf": ["safetensors>=0.4"],       # GPT.from_pretrained / save_pretrained (Hugging Face format)
+        "hf": ["safetensors>=0.4"],       # minillm.hub: load_gpt2 / save_gpt2, load_bert / save_bert (Hugging Face format)
+        "docs": ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26"],
         "test": ["pytest>=7", "hypothesis>=6", "nbformat>=5", "nbclient>=0.7", "ipykernel>=6", "safetensors>=0.4"],
     },
     entry_points={"console_scripts": ["minillm = minillm.cli:main"]},

@@ -40,7 +40,7 @@ def time_ms(fn, min_reps=3, budget_s=0.5):
 
 def minillm_cases(q, k, v, do, causal, fused):
     from minillm.nn import attention
-    os.environ["MINILLM_FUSED_ATTENTION"] = "1" if fused else "0"
+    os.environ["MINILLM_KERNELS"] = "auto" if fused else "plain"
 
     def fwd():
         return attention.scaled_dot_product_attention(q, k, v, is_causal=causal)
@@ -90,7 +90,7 @@ def main():
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--heads", type=int, default=12)
     ap.add_argument("--dq-mode", choices=["atomic", "two_pass"], default="atomic",
-                    help="how the fused backward computes dQ (see kernels/__init__.py)")
+                    help="how the fused backward computes dQ (see kernels/cuda/__init__.py)")
     args = ap.parse_args()
     os.environ["MINILLM_ATTN_DQ"] = args.dq_mode
     import cupy

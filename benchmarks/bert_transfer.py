@@ -28,10 +28,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from minillm import data                                                # noqa: E402
-from minillm.checkpoint import load_checkpoint                          # noqa: E402
-from minillm.commands import classifier_trainer                         # noqa: E402
-from minillm.tasks import ClassifyTask                                  # noqa: E402
+from minillm.training import data                                                # noqa: E402
+from minillm.training.checkpoint import load_checkpoint                          # noqa: E402
+from minillm.cli.commands import classifier_trainer                         # noqa: E402
+from minillm.training.tasks import ClassifyTask                                  # noqa: E402
 from minillm.tokenizers import tokenizer_from_dict                      # noqa: E402
 
 

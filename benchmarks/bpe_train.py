@@ -18,7 +18,7 @@ import time
 os.environ.setdefault("RAYON_NUM_THREADS", "1")     # the reference on one core too (read at its import)
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from minillm import data                                         # noqa: E402
+from minillm.training import data                                         # noqa: E402
 from minillm.tokenizers import ByteBPETokenizer                  # noqa: E402
 
 

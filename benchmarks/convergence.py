@@ -8,7 +8,7 @@ gradient clipping 1.0, dropout 0, GPT-2's initialisation on both sides, on the b
 (character-level, 90/10 split).
 Each implementation trains for the same number of wall-clock seconds; then both are scored
 on the same 40 validation batches. PyTorch uses as many threads as NumPy's BLAS, and minillm as
-many data-parallel threads (minillm/parallel.py: the batch split into shards, one replica and one
+many data-parallel threads (minillm/training/parallel.py: the batch split into shards, one replica and one
 BLAS thread per core, the same math), so both sides use the same cores; --threads 1 gives minillm
 one replica, whose element-wise work then runs on one core.
 The two take turns in --slices slices (8 by default: 15 s each of 120 s), in the order
@@ -70,8 +70,8 @@ class MiniTrainer(TimedTrainer):
         import minillm
         from minillm.models import GPT, GPTConfig
         from minillm.nn import CrossEntropyLoss
-        from minillm.optim import AdamW, clip_grad_norm, param_groups
-        from minillm.parallel import DataParallel
+        from minillm.training.optim import AdamW, clip_grad_norm, param_groups
+        from minillm.training.parallel import DataParallel
         super().__init__(train)
         minillm.manual_seed(seed)
         self.model = GPT(GPTConfig(vocab_size=vocab, **CFG))
@@ -187,14 +187,14 @@ def main():
         if value is not None and value <= 0:
             ap.error(f"--{name} must be positive, got {value}")
     import platform
-    from minillm import data
+    from minillm.training import data
     from minillm.tokenizers import CharTokenizer
     text = data.builtin_corpus()
     tok = CharTokenizer.train(text)
     train, val = data.train_val_split(tok.encode(text))
     val_batches = list(batches(val, np.random.default_rng(123), 40))
     threads = blas_threads()
-    from minillm.parallel import blas_threads as openblas
+    from minillm.training.parallel import blas_threads as openblas
     dp = args.threads or (threads if openblas.available() else 1)       # DataParallel needs a settable OpenBLAS
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, BLAS threads {threads}; "
           f"date {time.strftime('%Y-%m-%d')}; "

@@ -86,7 +86,7 @@ def mini_train_rate(model, opt, vocab, batch, T, seconds, base, threads=1):
     """tokens/s of minillm training steps (forward, loss, backward, update) on fixed random ids;
     threads > 1: through DataParallel, one replica and one BLAS thread per core."""
     from minillm.nn import CrossEntropyLoss
-    from minillm.parallel import DataParallel
+    from minillm.training.parallel import DataParallel
     loss_fn, rng = CrossEntropyLoss(), np.random.default_rng(0)
     x, y = rng.integers(0, vocab, (batch, T)), rng.integers(0, vocab, (batch, T))
     net = DataParallel(model, threads) if threads > 1 else model
@@ -102,7 +102,7 @@ def mini_train_rate(model, opt, vocab, batch, T, seconds, base, threads=1):
 def mini_gpt(seconds, threads=1):
     import minillm
     from minillm.models import GPT as Model, GPTConfig
-    from minillm.optim import AdamW, param_groups
+    from minillm.training.optim import AdamW, param_groups
     base = rss_mib()
     minillm.manual_seed(0)
     model = Model(GPTConfig(**{k: v for k, v in GPT.items() if k != "batch"}, dropout=0.0))
@@ -113,7 +113,7 @@ def mini_gpt(seconds, threads=1):
 def mini_lstm(seconds, threads=1):
     import minillm
     from minillm.models import LSTMLM, LSTMConfig
-    from minillm.optim import Adam
+    from minillm.training.optim import Adam
     base = rss_mib()
     minillm.manual_seed(0)
     model = LSTMLM(LSTMConfig(vocab_size=LSTM["vocab"], embed_dim=LSTM["emb"], hidden_size=LSTM["hidden"]))
@@ -283,7 +283,7 @@ def run_worker(case, impl, seconds, T=0):
 
 def blas_threads():
     """NumPy's BLAS threads: read from OpenBLAS itself where minillm finds it, else from threadpoolctl, else a guess."""
-    from minillm.parallel import blas_threads as openblas
+    from minillm.training.parallel import blas_threads as openblas
     if openblas.available():
         return openblas.current()
     try:
@@ -297,7 +297,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=10.0, help="timed seconds per case and implementation")
     ap.add_argument("--cases", default="gpt,gpt-dp,lstm,lstm-dp,generate,attention",
-                    help="-dp: minillm through DataParallel with one replica per BLAS thread (minillm/parallel.py)")
+                    help="-dp: minillm through DataParallel with one replica per BLAS thread (minillm/training/parallel.py)")
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds; each side keeps its best")
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--T", type=int, default=0, help=argparse.SUPPRESS)

@@ -89,7 +89,7 @@ def gelu_times(ways):
 def bert_step_times(ways, rounds=3):
     from minillm.models import BertConfig, BertForMaskedLM
     from minillm.nn import CrossEntropyLoss
-    from minillm.optim import AdamW, param_groups
+    from minillm.training.optim import AdamW, param_groups
     minillm.manual_seed(0)
     model = BertForMaskedLM(BertConfig(vocab_size=1024, max_position=64, n_layer=4, n_head=4, n_embd=128,
                                        dropout=0.1))

@@ -22,8 +22,9 @@ def minillm_step_time(cfg, batch, steps, fused):
     import minillm
     from minillm.models import GPT
     from minillm.nn import CrossEntropyLoss, attention
-    from minillm.optim import AdamW, clip_grad_norm, param_groups
-    os.environ["MINILLM_FUSED_ATTENTION"] = "1" if fused else "0"
+    from minillm.kernels import dispatch
+    from minillm.training.optim import AdamW, clip_grad_norm, param_groups
+    os.environ["MINILLM_KERNELS"] = "auto" if fused else "plain"
     minillm.use("cupy")
     minillm.manual_seed(0)
     model = GPT(cfg)
@@ -43,7 +44,7 @@ def minillm_step_time(cfg, batch, steps, fused):
         cupy.cuda.Device().synchronize()
         if i >= 3:
             times.append(time.perf_counter() - t0)
-    path = attention.last_path
+    path = dispatch.last("scaled_dot_product_attention").implementation
     del model, opt
     cupy.get_default_memory_pool().free_all_blocks()
     return float(np.median(times)), path

@@ -11,9 +11,7 @@ Arrays are created on the current backend; a Module moves its parameters with
 start from the same weights: initial weights are always drawn on the CPU with
 one NumPy generator and then copied to the device.
 """
-import ctypes
 import os
-import sys
 import threading
 
 import numpy as np
@@ -82,39 +80,6 @@ def get_array_module(x):
     return np
 
 
-def sum_rows(x):
-    """x.sum(axis=-1, keepdims=True) for x: (..., C) -> (..., 1), computed as x @ ones(C).
-
-    Why a matrix-vector product: NumPy sums a short contiguous last axis row by row, which
-    measured 3-7x slower than one BLAS product over all rows for C = 64 to 512 (LayerNorm's mean,
-    softmax denominators). The result is the same sum, added in a different order.
-    """
-    return (x @ _ones(x.shape[-1], x.dtype, get_array_module(x)))[..., None]
-
-
-def sum_columns(x2):
-    """x2.sum(axis=0) for x2: (N, C) -> (C,), computed as ones(N) @ x2 (bias gradients).
-
-    The same BLAS reason as sum_rows: 1.5-5x faster than NumPy's reduction here.
-    """
-    return _ones(x2.shape[0], x2.dtype, get_array_module(x2)) @ x2
-
-
-_ones_cache = {}
-
-
-def _ones(n, dtype, xp_):
-    """A vector of n ones, made once per (n, dtype, backend) and kept: making it anew at every call
-    cost as much as the sum itself for one row (token-by-token generation)."""
-    key = (n, np.dtype(dtype).str, xp_.__name__)
-    if key not in _ones_cache:
-        ones = xp_.ones(n, dtype=dtype)
-        if xp_ is np:
-            ones.flags.writeable = False      # shared: nobody may change it
-        _ones_cache[key] = ones
-    return _ones_cache[key]
-
-
 def to_numpy(x):
     """Copy an array to the host as a NumPy array (no copy for NumPy input)."""
     if type(x).__module__.startswith("cupy"):
@@ -178,66 +143,6 @@ class thread_rng:
         return False
 
 
-def scatter_add(target, index, values):
-    """target[index[i]] += values[i] for index: (N,) ints, values: (N, C), repeated indices adding up
-    (the embedding backward).
-
-    CuPy: ``add.at``, one atomic add per element. NumPy's ``add.at`` handles one element at a time
-    and is slow, so on the CPU the rows are sorted by index and each run of equal indices is
-    summed with ``add.reduceat``: the same sums, in a few fast passes.
-    """
-    xp_ = get_array_module(target)
-    if xp_ is not np:
-        xp_.add.at(target, index, values)
-        return target
-    if index.size == 0:
-        return target
-    order = np.argsort(index, kind="stable")
-    sorted_index = index[order]
-    starts = np.flatnonzero(np.r_[True, sorted_index[1:] != sorted_index[:-1]])   # first row of each run
-    target[sorted_index[starts]] += np.add.reduceat(values[order], starts, axis=0)
-    return target
-
-
-def for_blocks(fn, n, like, block=1 << 16):
-    """Call fn(start, stop) over [0, n) in blocks of ``block`` items, one after the other.
-
-    For long elementwise formulas on NumPy (the GELU): a block of 64K float32 values (256 KB)
-    stays in the CPU's L2 cache across the several passes of the formula, instead of streaming
-    the whole (B, T, 4C) array through main memory at every pass. (Running the blocks on a thread
-    pool was tried and measured no faster: OpenBLAS's own threads hold the cores.)
-    On CuPy (``like`` is a CuPy array), where each operation is one parallel GPU kernel,
-    fn(0, n) is called once.
-    """
-    if get_array_module(like) is not np:
-        fn(0, n)
-        return
-    for i in range(0, n, block):
-        fn(i, min(i + block, n))
-
-
-def keep_freed_memory():
-    """Let the C allocator keep freed array memory for reuse instead of handing it back to the OS.
-
-    A training step allocates and frees the same large temporaries (activations of shape
-    (B, T, 4C), attention scores) every step. With glibc's defaults each of them is a fresh mmap
-    that the kernel must page-fault and zero again, which costs about 5-10 % of a CPU training
-    step here. Raising the mmap and trim thresholds (what PyTorch gets from its own allocator)
-    keeps that memory in the process: peak memory is unchanged, idle memory may stay higher.
-    Linux/glibc only; MINILLM_MALLOC_TUNING=0 turns it off. Called once at import.
-    """
-    if os.environ.get("MINILLM_MALLOC_TUNING", "1") == "0" or not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, 32 * 2**20)    # glibc's largest allowed value
-                    and libc.mallopt(M_TRIM_THRESHOLD, 512 * 2**20))
-    except (OSError, AttributeError):                               # not glibc (musl, ...)
-        return False
-
-
-keep_freed_memory()
 _ENV_BACKEND = os.environ.get("MINILLM_BACKEND", "numpy")
 if _ENV_BACKEND != "numpy":
     try:

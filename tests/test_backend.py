@@ -54,29 +54,3 @@ def test_module_moves_between_backends():
     np.testing.assert_allclose(backend.to_numpy(y_gpu), y_cpu, rtol=1e-6)
     with pytest.raises(TypeError, match="parameters are on cupy"):
         m(x)
-
-
-def test_scatter_add_sums_repeated_indices_like_add_at():
-    rng = np.random.default_rng(0)
-    for n in (0, 1, 50):
-        idx = rng.integers(0, 7, n)
-        vals = rng.standard_normal((n, 3))
-        got = backend.scatter_add(np.ones((7, 3)), idx, vals)
-        want = np.ones((7, 3))
-        np.add.at(want, idx, vals)
-        np.testing.assert_allclose(got, want, atol=1e-12)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_blas_sums_equal_numpy_sums_and_keep_the_dtype(dtype):
-    rng = np.random.default_rng(0)
-    for shape in ((5, 7), (2, 3, 64), (1, 1)):
-        x = rng.standard_normal(shape).astype(dtype)
-        for a in (x, x.swapaxes(0, -1)):              # contiguous and a transposed (strided) view
-            rows = backend.sum_rows(a)
-            assert rows.dtype == dtype and rows.shape == a.shape[:-1] + (1,)
-            np.testing.assert_allclose(rows, a.sum(axis=-1, keepdims=True), rtol=1e-5, atol=1e-5)
-            a2 = a.reshape(-1, a.shape[-1])
-            cols = backend.sum_columns(a2)
-            assert cols.dtype == dtype and cols.shape == (a.shape[-1],)
-            np.testing.assert_allclose(cols, a2.sum(axis=0), rtol=1e-5, atol=1e-5)

@@ -83,7 +83,7 @@ def test_fill_mask_and_classify(runs, capsys, ckpt):
 def test_fill_mask_space_belongs_to_the_bpe_word(runs, capsys):
     # BPE training masks tokens like ' x' (space included), so "return [MASK] * 2" must put [MASK]
     # right after 'return', not after a lone ' ' token; the char tokenizer keeps the space as a token.
-    from minillm.checkpoint import load_checkpoint
+    from minillm.training.checkpoint import load_checkpoint
     from minillm.tokenizers import tokenizer_from_dict
     for ckpt, before in (("bert-bpe", "return"), ("bert", "return ")):
         tok = tokenizer_from_dict(load_checkpoint(runs / ckpt, expected_kind="bert")[0]["tokenizer"])

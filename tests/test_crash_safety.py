@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from minillm.checkpoint import load_checkpoint
+from minillm.training.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
 
@@ -23,7 +23,7 @@ WRITER = textwrap.dedent("""
     import sys
     import numpy as np
     from minillm.models import GPT, GPTConfig
-    from minillm.checkpoint import save_checkpoint
+    from minillm.training.checkpoint import save_checkpoint
     model = GPT(GPTConfig(vocab_size=64, block_size=64, n_layer=4, n_head=4, n_embd=128))   # about 3 MB
     out, i = sys.argv[1], 0
     while True:

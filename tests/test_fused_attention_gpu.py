@@ -10,6 +10,7 @@ import pytest
 import minillm
 from minillm import backend
 from minillm.nn import attention
+from minillm.kernels import dispatch
 
 pytestmark = pytest.mark.gpu
 
@@ -37,7 +38,7 @@ def _run(T, S, D, causal, pad, seed=0):
     g = [cupy.asarray(a, dtype=cupy.float32) for a in (q, k, v, do)]
     gk = None if kpm is None else cupy.asarray(kpm)
     out, cache = attention.scaled_dot_product_attention(g[0], g[1], g[2], is_causal=causal, key_padding_mask=gk)
-    assert attention.last_path == "fused"
+    assert dispatch.last("scaled_dot_product_attention").implementation == "cuda.attention"
     got = (out,) + attention.scaled_dot_product_attention_backward(g[3], cache)
     got = [backend.to_numpy(a).astype(np.float64) for a in got]
     fwd_err = np.abs(got[0] - ref[0]).max()
@@ -95,19 +96,19 @@ def test_fully_masked_row_gives_zero():
 
 
 def test_dispatch_and_switch(monkeypatch):
-    """Eligible calls take the kernel; MINILLM_FUSED_ATTENTION=0, float64 or a general mask take the formula."""
+    """Eligible calls take the kernel; MINILLM_KERNELS=plain, float64 or a general mask take the formula."""
     import cupy
     minillm.use("cupy")
     q = cupy.random.standard_normal((1, 2, 8, 32), dtype=cupy.float32)
     attention.scaled_dot_product_attention(q, q, q, is_causal=True)
-    assert attention.last_path == "fused"
+    assert dispatch.last("scaled_dot_product_attention").implementation == "cuda.attention"
     attention.scaled_dot_product_attention(q.astype(cupy.float64), q.astype(cupy.float64), q.astype(cupy.float64))
-    assert attention.last_path == "plain"
+    assert dispatch.last("scaled_dot_product_attention").implementation == "plain"
     attention.scaled_dot_product_attention(q, q, q, attn_mask=cupy.ones((8, 8), dtype=bool))
-    assert attention.last_path == "plain"
-    monkeypatch.setenv("MINILLM_FUSED_ATTENTION", "0")
+    assert dispatch.last("scaled_dot_product_attention").implementation == "plain"
+    monkeypatch.setenv("MINILLM_KERNELS", "plain")
     attention.scaled_dot_product_attention(q, q, q, is_causal=True)
-    assert attention.last_path == "plain"
+    assert dispatch.last("scaled_dot_product_attention").implementation == "plain"
 
 
 def test_bad_mask_shape_same_error_as_numpy():

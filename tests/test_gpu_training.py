@@ -6,7 +6,8 @@ import minillm
 from minillm import backend
 from minillm.models import GPT, GPTConfig
 from minillm.nn import CrossEntropyLoss, attention
-from minillm.optim import AdamW, clip_grad_norm, param_groups
+from minillm.kernels import dispatch
+from minillm.training.optim import AdamW, clip_grad_norm, param_groups
 
 pytestmark = pytest.mark.gpu
 
@@ -25,7 +26,7 @@ def _losses(backend_name, steps=20):
         x = backend.to_device(np.stack([stream[s:s + 64] for s in starts]))
         y = backend.to_device(np.stack([stream[s + 1:s + 65] for s in starts]))
         losses.append(float(loss_fn(model(x), y)))
-        paths.add(attention.last_path)
+        paths.add(dispatch.last("scaled_dot_product_attention").implementation)
         model.zero_grad()
         model.backward(loss_fn.backward())
         clip_grad_norm(model.parameters(), 1.0)
@@ -36,7 +37,7 @@ def _losses(backend_name, steps=20):
 def test_gpt_training_on_cupy_matches_numpy():
     cpu, cpu_paths = _losses("numpy")
     gpu, gpu_paths = _losses("cupy")
-    assert cpu_paths == {"plain"} and gpu_paths == {"fused"}
+    assert cpu_paths == {"cpu.attention"} and gpu_paths == {"cuda.attention"}
     diffs = np.abs(np.array(cpu) - np.array(gpu))
     assert diffs.max() <= 1e-3, f"largest loss difference {diffs.max():.2e} at step {diffs.argmax()}"
     assert gpu[-1] < gpu[0]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-SOURCE = Path(__file__).resolve().parents[1] / "kernels" / "fused_attention.cu"
+SOURCE = Path(__file__).resolve().parents[1] / "kernels" / "cuda" / "fused_attention.cu"
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")

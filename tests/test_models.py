@@ -49,7 +49,7 @@ def test_float32_training_step_stays_float32(make, kw, opt):
     anywhere: not the logits, the loss, a gradient, a weight or an optimizer moment. CI runs this
     on NumPy 2 and on NumPy 1.23, whose promotion rules differ for scalars."""
     from minillm.nn import CrossEntropyLoss
-    from minillm.optim import SGD, Adam, AdamW, clip_grad_norm
+    from minillm.training.optim import SGD, Adam, AdamW, clip_grad_norm
     model = make()
     logits = model(ids(2, 6), **kw)
     targets = ids(*logits.shape[:-1], seed=1, high=logits.shape[-1])

@@ -6,7 +6,7 @@ import pytest
 
 from minillm import nn
 from minillm.models import GPT, GPTConfig
-from minillm.optim import SGD, Adam, AdamW, clip_grad_norm, lr_schedule, param_groups
+from minillm.training.optim import SGD, Adam, AdamW, clip_grad_norm, lr_schedule, param_groups
 
 
 def _run(make_ours, make_torch, torch, steps=10):

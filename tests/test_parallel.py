@@ -6,7 +6,7 @@ import minillm
 from minillm.gradcheck import check_module
 from minillm.models import GPT, LSTMLM, BertForMaskedLM, BertForSequenceClassification, GPTConfig, LSTMConfig
 from minillm.nn import CrossEntropyLoss
-from minillm.parallel import DataParallel, blas_threads
+from minillm.training.parallel import DataParallel, blas_threads
 from test_models import TINY_BERT, TINY_GPT, TINY_MODELS, assert_ok, ids, only_ids
 
 PADDING = np.array([[0] * 6, [0] * 4 + [1] * 2, [0] * 6, [0] * 5 + [1], [0] * 2 + [1] * 4], bool)
@@ -65,7 +65,7 @@ def test_gradients_accumulate_and_the_optimizer_update_reaches_every_replica():
 
 @needs_blas
 def test_float32_training_through_shards_follows_training_without():
-    from minillm.optim import AdamW
+    from minillm.training.optim import AdamW
 
     def train(threads):
         minillm.manual_seed(0)
@@ -134,9 +134,9 @@ def test_bad_batches():
 
 
 def test_without_a_settable_blas_more_than_one_thread_is_refused(monkeypatch):
-    import minillm.parallel as parallel
-    monkeypatch.setitem(parallel._blas, "fns", None)      # as on a NumPy built on another BLAS
-    with pytest.raises(RuntimeError, match="needs NumPy's BLAS to be an OpenBLAS"):
+    import minillm.training.parallel as parallel
+    monkeypatch.setitem(parallel._blas, "lib", None)      # as where threadpoolctl finds no BLAS it can set
+    with pytest.raises(RuntimeError, match="needs a BLAS whose threads threadpoolctl can set"):
         DataParallel(GPT(TINY_GPT), 2)
     net = DataParallel(GPT(TINY_GPT), 1)                   # one thread needs nothing from BLAS
     np.testing.assert_array_equal(net(ids(2, 6)), net.module(ids(2, 6)))

@@ -12,8 +12,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 
 import minillm  # noqa: E402
+from minillm import hub  # noqa: E402
 from minillm.cli import main  # noqa: E402
-from minillm.models import BERT, GPT, BertForMaskedLM, GPTConfig  # noqa: E402
+from minillm.models import GPT, GPTConfig  # noqa: E402
 from minillm.tokenizers import ByteBPETokenizer  # noqa: E402
 
 MIXED = "Hello world, it's 2026! 你好，世界。Emoji: 🙂🚀 and   spaces\nnew line's end."
@@ -62,7 +63,7 @@ def hf_logits(ref, x, **kwargs):
 
 def test_gpt2_logits_and_greedy_generation_match_transformers(hf_gpt2):
     ref, path = hf_gpt2
-    model = GPT.from_pretrained(path)
+    model = hub.load_gpt2(path)
     x = ids((2, 10), 97)
     want = hf_logits(ref, x)
     got = model(x)
@@ -79,26 +80,26 @@ def test_gpt2_logits_and_greedy_generation_match_transformers(hf_gpt2):
 def test_minillm_gpt_round_trips_through_transformers(tmp_path):
     minillm.manual_seed(3)
     model = GPT(GPTConfig(vocab_size=61, block_size=16, n_layer=2, n_head=2, n_embd=16))
-    model.save_pretrained(tmp_path)
+    hub.save_gpt2(model, tmp_path)
     ref = transformers.GPT2LMHeadModel.from_pretrained(tmp_path).eval()
     x = ids((2, 9), 61)
     want = hf_logits(ref, x)
     assert np.abs(model(x) - want).max() <= 1e-4
-    again = GPT.from_pretrained(tmp_path)
+    again = hub.load_gpt2(tmp_path)
     for (name, a), (_, b) in zip(model.named_parameters(), again.named_parameters()):
         np.testing.assert_array_equal(a.data, b.data, err_msg=name)
 
 
 def test_bert_logits_match_transformers_with_padding(hf_bert):
     ref, path = hf_bert
-    model = BertForMaskedLM.from_pretrained(path)
+    model = hub.load_bert(path)
     x = ids((2, 12), 50)
     pad = np.zeros((2, 12), dtype=bool)
     pad[1, 8:] = True
     want = hf_logits(ref, x, attention_mask=torch.from_numpy(~pad).long())
     got = model(x, key_padding_mask=pad)
     assert np.abs(got - want)[~pad].max() <= 1e-4              # pad positions' outputs are not used
-    encoder = BERT.from_pretrained(path)
+    encoder = hub.load_bert(path, with_mlm_head=False)
     with torch.no_grad():
         hidden = ref.bert(torch.from_numpy(x)).last_hidden_state.numpy()
     assert np.abs(encoder(x) - hidden).max() <= 1e-4
@@ -106,8 +107,8 @@ def test_bert_logits_match_transformers_with_padding(hf_bert):
 
 def test_minillm_bert_round_trips_through_transformers(hf_bert, tmp_path):
     _, path = hf_bert
-    model = BertForMaskedLM.from_pretrained(path)
-    model.save_pretrained(tmp_path)
+    model = hub.load_bert(path)
+    hub.save_bert(model, tmp_path)
     ref = transformers.BertForMaskedLM.from_pretrained(tmp_path).eval()
     x = ids((1, 7), 50)
     want = hf_logits(ref, x)
@@ -163,7 +164,7 @@ WORDPIECE_TEXTS = ("The quick brown foxes jumped, unaffable!", "Café NAÏVE ré
 
 @pytest.mark.parametrize("lower", [True, False])
 def test_wordpiece_gives_bert_tokenizer_ids(tmp_path, lower):
-    from minillm.wordpiece import WordPieceTokenizer
+    from minillm.tokenizers.wordpiece import WordPieceTokenizer
     (tmp_path / "vocab.txt").write_text("\n".join(WORDPIECE_VOCAB) + "\n", encoding="utf-8")
     ref = transformers.BertTokenizer(str(tmp_path / "vocab.txt"), do_lower_case=lower)
     ours = WordPieceTokenizer.from_vocab_file(tmp_path / "vocab.txt", do_lower_case=lower)

@@ -80,7 +80,7 @@ def test_attention_backward_matches_finite_differences(b, h, t, s, d, causal, se
 
 @settings(max_examples=15, deadline=None)
 @given(n=st.integers(1, 6), c=st.integers(3, 6), o=st.integers(1, 4), seed=st.integers(0, 1000))
-def test_linear_and_layernorm_backward_match_finite_differences(n, c, o, seed):
+def test_linear_and_layer_norm_backward_match_finite_differences(n, c, o, seed):
     # c >= 3: with two features LayerNorm outputs about +-1 whatever the input, its input gradient
     # is ~eps-sized, and a finite difference of it is mostly rounding noise (seen: c=2, seed=298)
     rng = np.random.default_rng(seed)

@@ -23,7 +23,7 @@ def readme_paths():
 def test_readme_names_the_main_files():
     """The extraction works: it finds the files every reader is sent to."""
     paths = readme_paths()
-    for expected in ("minillm/nn/attention.py", "kernels/fused_attention.cu", "notebooks/10_gradient_checks.ipynb",
+    for expected in ("minillm/nn/attention.py", "kernels/cuda/fused_attention.cu", "notebooks/10_gradient_checks.ipynb",
                      "benchmarks/convergence.py", ".ci/run"):
         assert expected in paths
 
@@ -64,7 +64,7 @@ def _parametrized_cases(test_file, function):
 
 def test_readme_counts_match_what_they_count():
     """The numbers the README quotes for the bad-input tests and `minillm gradcheck` are the real ones."""
-    from minillm.gradcheck_suite import _cases, _cross_entropy_rows, model_cases
+    from minillm.gradcheck.suite import _cases, _cross_entropy_rows, model_cases
     api_cases, api_tests = _parametrized_cases("test_errors.py", "test_bad_input_raises_clear_error")
     cli_cases, _ = _parametrized_cases("test_cli.py", "test_bad_input_one_line_error_and_exit_code")
     checks = len(list(_cases())) + len(model_cases()) + len(_cross_entropy_rows())

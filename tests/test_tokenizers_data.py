@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from minillm import data
+from minillm.training import data
 from minillm.tokenizers import ByteBPETokenizer, CharTokenizer, load_tokenizer, save_tokenizer
 
 MIXED = "Hello, wörld! 你好，世界。 😀👍🏽 it's  tabs\tand\nnewlines  x=1_000 ¿qué?"
@@ -31,7 +31,7 @@ def test_bpe_merges_compress_frequent_text():
 def _slow_bpe_merges(text, n_merges):
     """The definition, with nothing kept between merges: count every adjacent pair from scratch,
     merge the most frequent (ties: the smallest ids), repeat."""
-    from minillm.tokenizers import SPLIT_PATTERN, merge_pair
+    from minillm.tokenizers.bpe import SPLIT_PATTERN, merge_pair
     words = [list(w.encode("utf-8")) for w in SPLIT_PATTERN.findall(text)]
     merges = []
     for _ in range(n_merges):

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 import minillm
-from minillm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from minillm.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from minillm.models import GPT, GPTConfig, LSTMLM, LSTMConfig
-from minillm.optim import AdamW, param_groups
-from minillm.parallel import blas_threads
-from minillm.tasks import LMTask
-from minillm.train import LOG_COLUMNS, TrainConfig, Trainer, TrainingDiverged
+from minillm.training.optim import AdamW, param_groups
+from minillm.training.parallel import blas_threads
+from minillm.training.tasks import LMTask
+from minillm.training.trainer import LOG_COLUMNS, TrainConfig, Trainer, TrainingDiverged
 
 TEXT = "".join(f"line {i % 17}: the cat sat on the mat, then {i * 7 % 13} dogs ran.\n" for i in range(300))
 CFG = GPTConfig(vocab_size=0, block_size=16, n_layer=2, n_head=2, n_embd=16, dropout=0.1)

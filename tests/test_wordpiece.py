@@ -1,10 +1,10 @@
-"""WordPiece (minillm/wordpiece.py): the basic word split, greedy longest-match pieces, special
+"""WordPiece (minillm/tokenizers/wordpiece.py): the basic word split, greedy longest-match pieces, special
 tokens, decode and the dict round trip. Parity with transformers' BertTokenizer is in
 test_pretrained.py (it needs transformers)."""
 import pytest
 
 from minillm.tokenizers import tokenizer_from_dict
-from minillm.wordpiece import WordPieceTokenizer, basic_words
+from minillm.tokenizers.wordpiece import WordPieceTokenizer, basic_words
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "un", "##aff", "##able", "##a", "list",
          "of", ".", ",", "!", "[", "]", "mask", "hello", "world", "cafe", "我", "爱", "python", "##s", "re",

@@ -57,11 +57,6 @@ class BERT(Module):
             x = layer(x, key_padding_mask=key_padding_mask)
         return x
 
-    @classmethod
-    def from_pretrained(cls, path):
-        """The encoder of a Hugging Face BERT directory (config.json + model.safetensors)."""
-        from ..pretrained import load_bert
-        return load_bert(path, with_mlm_head=False)
 
     def backward(self, dx):
         """dx: (B, T, C), the gradient of the hidden states; adds every parameter's gradient, layers in reverse."""
@@ -90,16 +85,7 @@ class BertForMaskedLM(Module):
         logits, self.cache = linear_forward(h, self.bert.tok.weight.data, self.decoder_bias.data)
         return logits
 
-    @classmethod
-    def from_pretrained(cls, path):
-        """Encoder and masked-LM head from a Hugging Face BertForMaskedLM directory."""
-        from ..pretrained import load_bert
-        return load_bert(path)
 
-    def save_pretrained(self, path):
-        """Write this model as a Hugging Face BertForMaskedLM directory."""
-        from ..pretrained import save_bert
-        return save_bert(self, path)
 
     def backward(self, dlogits):
         """dlogits: (B, T, V). The tied embedding gets the head's share here and the lookup's share in BERT.backward."""

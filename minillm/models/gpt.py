@@ -154,14 +154,3 @@ class GPT(Module):
         """The config as a plain dict (saved in checkpoints as JSON)."""
         return asdict(self.config)
 
-    # ------------------------------------------------------------------ Hugging Face format
-    @classmethod
-    def from_pretrained(cls, path):
-        """A GPT with the weights of a Hugging Face GPT-2 directory (config.json + model.safetensors)."""
-        from ..pretrained import load_gpt2
-        return load_gpt2(path)
-
-    def save_pretrained(self, path):
-        """Write this model as a Hugging Face GPT2LMHeadModel directory."""
-        from ..pretrained import save_gpt2
-        return save_gpt2(self, path)

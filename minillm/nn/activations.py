@@ -9,24 +9,25 @@ softmax:     p_i = exp(x_i - m) / sum_j exp(x_j - m),  m = max_j x_j   (subtract
 log_softmax: x_i - m - log sum_j exp(x_j - m)
 """
 import math
-
-import numpy as np
+from typing import NamedTuple
 
 from .. import backend
+from ..kernels import dispatch
 from .checks import check_float
 from .module import Module
 from .special import erfc
 
-_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+GELU_CUBIC = 0.044715
 
 
 # ============================================================================ ReLU
 def relu_forward(x):
     """out = x [x > 0].  x: (...) -> out: (...); the cache is the bool mask [x > 0]."""
-    out = x * (x > 0)
-    return out, x > 0
+    positive = x > 0
+    return x * positive, positive
 
 
 def relu_backward(dout, cache):
@@ -34,95 +35,60 @@ def relu_backward(dout, cache):
     return dout * cache
 
 
+# ============================================================================ sigmoid
+def sigmoid(z):
+    """sigmoid(z) = 1 / (1 + e^-z), computed as (1 + tanh(z/2)) / 2: the same function, and e^-z
+    cannot overflow. z: (...) -> (...)."""
+    xp = backend.get_array_module(z)
+    return 0.5 * (1.0 + xp.tanh(0.5 * z))
+
+
 # ============================================================================ GELU
+class GELUCache(NamedTuple):
+    """What gelu_backward needs: the form, the input, and tanh(u) ("tanh") or Phi(x) ("none")."""
+    approximate: str
+    x: object
+    saved: object
+
+
 def gelu_forward(x, approximate="tanh"):
-    """GELU. approximate="tanh" (GPT-2, the default here) or "none" (exact, erf; BERT).
+    """GELU. approximate="tanh" (GPT-2, the default here) or "none" (exact, erfc; BERT).
 
-    x: (...) -> out: (...). Both formulas run block by block (see backend.for_blocks) and save
-    s for the backward: sigmoid(2u) for "tanh", Phi(x) for "none".
+    x: (...) -> out: (...)
+      tanh:  u = sqrt(2/pi) (x + 0.044715 x^3),   out = x/2 (1 + tanh u)
+      none:  Phi(x) = erfc(-x / sqrt 2) / 2,       out = x Phi(x)
     """
+    kernel = dispatch.find("gelu", x, approximate)
+    if kernel is not None:
+        return kernel.forward(x, approximate)
     xp = backend.get_array_module(x)
-    x = xp.ascontiguousarray(x)
-    out, s = xp.empty_like(x), xp.empty_like(x)
-    xf, of, sf = x.reshape(-1), out.reshape(-1), s.reshape(-1)
-    formula = _gelu_tanh if approximate == "tanh" else _gelu_erf
-    backend.for_blocks(lambda i, j: formula(xf[i:j], of[i:j], sf[i:j]), x.size, x)
-    return out, (approximate, x, s)
-
-
-def _gelu_erf(x, out, s):
-    """out = x Phi(x), s = Phi(x) = erfc(-x / sqrt 2) / 2: the same as (1 + erf(x / sqrt 2)) / 2,
-    written with erfc to stay accurate for x < 0 (see special.py)."""
-    xp = backend.get_array_module(x)
-    xp.multiply(x, -_INV_SQRT_2, out=out)                 # out: scratch for -x / sqrt 2
-    erfc(out, out=s)
-    s *= 0.5
-    xp.multiply(x, s, out=out)
-
-
-def _gelu_tanh(x, out, s):
-    """out = x/2 (1 + tanh(u)) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3); s = sigmoid(2u).
-
-    The two forms are equal because (1 + tanh(u))/2 = 1/(1 + e^(-2u)). The sigmoid form is the one
-    computed: NumPy's float32 exp is about twice as fast as its tanh, and the tanh is most of the
-    cost of this function. -2u is built as x (a + b x^2) in place (x ** 3 would call pow(), several
-    times slower than two multiplies). For x below about -9, e^(-2u) overflows to inf and s becomes
-    exactly 0, the right limit, so the overflow warning is silenced.
-    """
-    xp = backend.get_array_module(x)
-    xp.multiply(x, x, out=s)
-    s *= -2.0 * 0.044715 * _SQRT_2_OVER_PI
-    s -= 2.0 * _SQRT_2_OVER_PI
-    s *= x                                                 # s = -2u
-    with np.errstate(over="ignore"):
-        xp.exp(s, out=s)
-    s += 1.0
-    xp.divide(1.0, s, out=s)                               # s = sigmoid(2u)
-    xp.multiply(x, s, out=out)
+    if approximate == "tanh":
+        u = SQRT_2_OVER_PI * (x + GELU_CUBIC * x ** 3)
+        tanh_u = xp.tanh(u)
+        return 0.5 * x * (1.0 + tanh_u), GELUCache("tanh", x, tanh_u)
+    phi_cdf = 0.5 * erfc(-x * INV_SQRT_2)                 # Phi(x), accurate for x < 0 too (special.py)
+    return x * phi_cdf, GELUCache("none", x, phi_cdf)
 
 
 def gelu_backward(dout, cache):
     """dx for either GELU form.
 
-    tanh:  out = x s, s = sigmoid(2u)   (= x/2 (1 + tanh u))
-           dout/dx = s + x s (1 - s) 2 du/dx,   du/dx = sqrt(2/pi) (1 + 3*0.044715 x^2)
+    tanh:  out = x/2 (1 + tanh u)
+           dout/dx = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) du/dx,   du/dx = sqrt(2/pi) (1 + 3 * 0.044715 x^2)
     exact: out = x Phi(x)
            dout/dx = Phi(x) + x phi(x),   phi(x) = exp(-x^2/2) / sqrt(2 pi)
     """
-    kind, x, s = cache
-    xp = backend.get_array_module(x)
-    dout = xp.ascontiguousarray(dout)
-    dx = xp.empty_like(dout)
-    xf, sf, df, of = x.reshape(-1), s.reshape(-1), dout.reshape(-1), dx.reshape(-1)
-    formula = _gelu_tanh_grad if kind == "tanh" else _gelu_erf_grad
-    backend.for_blocks(lambda i, j: formula(xf[i:j], sf[i:j], df[i:j], of[i:j]), x.size, x)
-    return dx
-
-
-def _gelu_erf_grad(x, s, dout, dx):
-    """dx = dout (s + x phi(x)) with s = Phi(x), written into dx (see gelu_backward)."""
-    xp = backend.get_array_module(x)
-    xp.multiply(x, x, out=dx)
-    dx *= -0.5
-    xp.exp(dx, out=dx)
-    dx *= _INV_SQRT_2PI                                    # phi(x)
-    dx *= x
-    dx += s
-    dx *= dout
-
-
-def _gelu_tanh_grad(x, s, dout, dx):
-    """dx = dout (s + x s (1 - s) 2 du/dx), written into dx (see gelu_backward)."""
-    xp = backend.get_array_module(x)
-    du2 = x * x
-    du2 *= 2.0 * 3 * 0.044715 * _SQRT_2_OVER_PI
-    du2 += 2.0 * _SQRT_2_OVER_PI                           # 2 du/dx
-    xp.subtract(1.0, s, out=dx)
-    dx *= s                                                # s (1 - s), the sigmoid's slope
-    dx *= x
-    dx *= du2
-    dx += s
-    dx *= dout
+    if not isinstance(cache, GELUCache):
+        return dispatch.backward("gelu", dout, cache)
+    xp = backend.get_array_module(dout)
+    approximate, x, saved = cache
+    if approximate == "tanh":
+        tanh_u = saved
+        du_dx = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * x ** 2)
+        return dout * (0.5 * (1.0 + tanh_u) + 0.5 * x * (1.0 - tanh_u ** 2) * du_dx)
+    phi_cdf = saved
+    phi_pdf = INV_SQRT_2PI * xp.exp(-0.5 * x ** 2)
+    return dout * (phi_cdf + x * phi_pdf)
 
 
 # ============================================================================ softmax

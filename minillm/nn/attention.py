@@ -8,29 +8,37 @@ C = H * D model width.
 
 M is the mask: 0 where a query may look at a key, -inf where it may not
 (causal: key j > query i; padding: key j is a pad token), or any additive float.
-
-On the CuPy backend, eligible calls (float32, D <= 128, masks that are causal
-and/or key padding, no attention dropout) run through the fused CUDA kernel in
-``kernels/fused_attention.cu``, which never builds the T x S matrix. Set
-``MINILLM_FUSED_ATTENTION=0`` to force the plain formula. ``last_path`` says
-which path the latest call took ("plain" or "fused").
+The engine (minillm.kernels) has a fused CUDA kernel and a faster NumPy version of the
+same formula; ``minillm.kernels.dispatch.last("scaled_dot_product_attention")`` says which ran.
 """
 import math
-import os
-
-import numpy as np   # only to name dtypes and the CPU module; array math goes through xp
+from typing import NamedTuple
 
 from .. import backend
+from ..kernels import dispatch
 from .checks import check_backend, check_float, check_ndim, check_last_dim, check_same_dtype
 from .dropout import dropout_mask
 from .linear import linear_backward, linear_forward
 from .module import Module, Parameter
 from . import init
 
-last_path = None
-
 
 # ============================================================================ masks
+def check_masks(attn_mask, key_padding_mask, shape):
+    """Raise ValueError unless attn_mask broadcasts to ``shape`` (B, H, T, S) and key_padding_mask is (B, S) bool."""
+    B, H, T, S = shape
+    if attn_mask is not None:
+        try:
+            backend.get_array_module(attn_mask).broadcast_shapes(tuple(attn_mask.shape), shape)
+        except ValueError:
+            raise ValueError(f"attn_mask of shape {tuple(attn_mask.shape)} does not broadcast to "
+                             f"(B, H, T, S) = {shape}") from None
+    if key_padding_mask is not None:
+        if tuple(key_padding_mask.shape) != (B, S) or key_padding_mask.dtype != bool:
+            raise ValueError(f"key_padding_mask must be a bool array of shape (B, S) = {(B, S)}, got "
+                             f"{key_padding_mask.dtype} of shape {tuple(key_padding_mask.shape)}")
+
+
 def build_mask(attn_mask, key_padding_mask, is_causal, shape, xp):
     """Combine the mask options into (allowed, additive) for scores of ``shape`` (B, H, T, S).
 
@@ -42,20 +50,12 @@ def build_mask(attn_mask, key_padding_mask, is_causal, shape, xp):
     B, H, T, S = shape
     allowed, additive = None, None
     if attn_mask is not None:
-        try:
-            xp.broadcast_shapes(tuple(attn_mask.shape), shape)
-        except ValueError:
-            raise ValueError(f"attn_mask of shape {tuple(attn_mask.shape)} does not broadcast to "
-                             f"(B, H, T, S) = {shape}") from None
         if attn_mask.dtype == bool:
             allowed = attn_mask
         else:
             additive = attn_mask
     if key_padding_mask is not None:
-        if tuple(key_padding_mask.shape) != (B, S) or key_padding_mask.dtype != bool:
-            raise ValueError(f"key_padding_mask must be a bool array of shape (B, S) = {(B, S)}, got "
-                             f"{key_padding_mask.dtype} of shape {tuple(key_padding_mask.shape)}")
-        keep = ~key_padding_mask[:, None, None, :]                     # (B, 1, 1, S)
+        keep = ~key_padding_mask[:, None, None, :]                     # (B, S) -> (B, 1, 1, S)
         allowed = keep if allowed is None else allowed & keep
     if is_causal:
         causal = xp.tril(xp.ones((T, S), dtype=bool))                  # (T, S)
@@ -64,6 +64,18 @@ def build_mask(attn_mask, key_padding_mask, is_causal, shape, xp):
 
 
 # ============================================================================ forward
+class AttentionCache(NamedTuple):
+    """What scaled_dot_product_attention_backward needs from the forward."""
+    q: object               # (B, H, T, D)
+    k: object               # (B, H, S, D)
+    v: object               # (B, H, S, D)
+    probs: object           # (B, H, T, S) softmax weights
+    probs_dropped: object   # (B, H, T, S) the weights after dropout (probs itself without dropout)
+    dropout_mask: object    # (B, H, T, S) bool keep-mask, or None
+    dropout_p: float
+    scale: float
+
+
 def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, key_padding_mask=None,
                                  dropout_p=0.0, dropout_mask=None, scale=None):
     """out = softmax(q k^T * scale + mask) v, with scale = 1/sqrt(D) by default.
@@ -72,111 +84,60 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False, key_p
     dropout_mask: bool keep-mask (B, H, T, S) applied to the probabilities when dropout_p > 0.
     A query row whose every key is masked gets output 0 (and gradient 0), not NaN.
     """
-    global last_path
     _check_qkv(q, k, v)
     xp = backend.get_array_module(q)
     B, H, T, D = q.shape
     S = k.shape[2]
     scale = 1.0 / math.sqrt(D) if scale is None else scale
-    kpm = None if key_padding_mask is None else backend.to_device_of(key_padding_mask, q)
+    key_padding_mask = None if key_padding_mask is None else backend.to_device_of(key_padding_mask, q)
     attn_mask = None if attn_mask is None else backend.to_device_of(attn_mask, q)
-    if _fused_eligible(q, attn_mask, dropout_p):
-        build_mask(None, kpm, False, (B, H, T, S), xp)              # same shape checks as the plain path
-        out, lse = _kernels().attention_forward(q, k, v, is_causal, kpm, scale)
-        last_path = "fused"
-        return out, ("fused", q, k, v, out, lse, is_causal, kpm, scale)
-    allowed, additive = build_mask(attn_mask, kpm, is_causal, (B, H, T, S), xp)
-    # The scale is applied to q (B, H, T, D) rather than to the scores (B, H, T, S): the same
-    # product with one smaller pass (D < S in every model here), and a contiguous q for the matmul.
-    # The (B, H, T, S) score matrix is the largest array here, so it is updated in place from
-    # scores to weights (s -> s - max -> exp -> p) rather than making a new array at each step.
-    qs = q * q.dtype.type(scale)                                    # (B,H,T,D), q / sqrt(D)
-    s = qs @ k.swapaxes(-1, -2)                                     # (B,H,T,D) x (B,H,D,S) -> (B,H,T,S)
+    check_masks(attn_mask, key_padding_mask, (B, H, T, S))
+    kernel = dispatch.find("scaled_dot_product_attention", q, k, v, attn_mask, is_causal, key_padding_mask,
+                           dropout_p)
+    if kernel is not None:
+        return kernel.forward(q, k, v, attn_mask, is_causal, key_padding_mask, dropout_p, dropout_mask, scale)
+    allowed, additive = build_mask(attn_mask, key_padding_mask, is_causal, (B, H, T, S), xp)
+    scores = (q @ k.swapaxes(-1, -2)) * scale                       # (B,H,T,D) x (B,H,D,S) -> (B,H,T,S)
     if additive is not None:
-        s += additive                                               # in place: stays in q's dtype
-    if allowed is not None:                                         # masked scores: -inf, added as a
-        s += xp.where(allowed, s.dtype.type(0), s.dtype.type(-xp.inf))  # small (T, S) array: 2x a copyto
-    m = s.max(axis=-1, keepdims=True)                              # (B,H,T,1)
-    # Only a padding or user mask can block a whole row (a causal mask always leaves key 0).
-    masked = kpm is not None or attn_mask is not None
-    if masked:
-        m[~xp.isfinite(m)] = 0                                      # fully masked row: keep exp() at 0
-    s -= m
-    p = xp.exp(s, out=s)
-    denom = backend.sum_rows(p)                                    # p.sum(-1, keepdims=True), via BLAS
-    if masked:
-        denom[denom == 0] = 1                                       # ... and its weights at 0, not NaN
-    p /= denom                                                      # (B,H,T,S) attention weights
-    pd = p
+        scores = scores + additive
+    if allowed is not None:
+        scores = xp.where(allowed, scores, scores.dtype.type(-xp.inf))    # blocked keys: -inf
+    # softmax over the keys, row by row (subtracting the row maximum avoids overflow)
+    row_max = scores.max(axis=-1, keepdims=True)                    # (B,H,T,1)
+    row_max = xp.where(xp.isfinite(row_max), row_max, scores.dtype.type(0))   # every key masked: exp() = 0
+    e = xp.exp(scores - row_max)
+    denom = e.sum(axis=-1, keepdims=True)                           # (B,H,T,1)
+    probs = e / xp.where(denom == 0, denom.dtype.type(1), denom)    # ... and its weights 0, not NaN
+    probs_dropped = probs
     if dropout_p > 0:
-        pd = p * dropout_mask * (1.0 / (1.0 - dropout_p))
-    out = pd @ v                                                    # (B,H,T,S) x (B,H,S,D) -> (B,H,T,D)
-    last_path = "plain"
-    return out, ("plain", qs, k, v, p, pd, out, dropout_mask, dropout_p, scale)
+        probs_dropped = probs * dropout_mask / (1.0 - dropout_p)
+    out = probs_dropped @ v                                         # (B,H,T,S) x (B,H,S,D) -> (B,H,T,D)
+    return out, AttentionCache(q, k, v, probs, probs_dropped, dropout_mask, dropout_p, scale)
 
 
 # ============================================================================ backward
-def scaled_dot_product_attention_backward(dout, cache, out=None):
+def scaled_dot_product_attention_backward(dout, cache):
     """Given dL/dout (B, H, T, D), return dq (B, H, T, D), dk (B, H, S, D), dv (B, H, S, D).
 
-    out: optional (dq, dk, dv) arrays of those shapes to write the gradients into, such as views
-    of one larger buffer (MultiHeadAttention passes views of its (B, T, 3, H, D) gradient).
-
-    forward: s = q k^T * scale;  p = softmax(s);  out = p v
-      dv = p^T dout                              (B,H,S,T) x (B,H,T,D) -> (B,H,S,D)
-      dp = dout v^T                              (B,H,T,D) x (B,H,D,S) -> (B,H,T,S)
+    forward: s = q k^T * scale;  p = softmax(s);  pd = p * mask / (1 - p_drop);  out = pd v
+      dv = pd^T dout                             (B,H,S,T) x (B,H,T,D) -> (B,H,S,D)
+      dpd = dout v^T                             (B,H,T,D) x (B,H,D,S) -> (B,H,T,S)
+      dp = dpd * mask / (1 - p_drop)             (dp = dpd without dropout)
       ds = p * (dp - rowsum(dp * p))             softmax backward, row by row
       dq = ds k * scale,   dk = ds^T q * scale
     Masked entries have p = 0, so they receive no gradient.
-    rowsum(dp * p)_i = sum_j p_ij (dout_i . v_j) = dout_i . out_i, so it is computed from the
-    (B, H, T, D) arrays dout and out instead of the (B, H, T, S) ones (as FlashAttention-2 does);
-    with attention dropout the same holds with pd in place of p.
     """
-    if cache[0] == "fused":
-        _, q, k, v, o, lse, is_causal, kpm, scale = cache
-        grads = _kernels().attention_backward(dout, q, k, v, o, lse, is_causal, kpm, scale)
-        if out is None:
-            return grads
-        for dst, g in zip(out, grads):
-            dst[...] = g
-        return out
-    _, qs, k, v, p, pd, o, mask, dropout_p, scale = cache        # qs = q * scale, o = the output
-    xp = backend.get_array_module(dout)
-    dq_out, dk_out, dv_out = (None, None, None) if out is None else out
-    dv = xp.matmul(pd.swapaxes(-1, -2), dout, out=dv_out)
-    dp = dout @ v.swapaxes(-1, -2)
+    if not isinstance(cache, AttentionCache):
+        return dispatch.backward("scaled_dot_product_attention", dout, cache)
+    q, k, v, probs, probs_dropped, mask, dropout_p, scale = cache
+    dv = probs_dropped.swapaxes(-1, -2) @ dout                      # (B,H,S,D)
+    dprobs = dout @ v.swapaxes(-1, -2)                              # (B,H,T,S)
     if dropout_p > 0:
-        dp *= mask * (1.0 / (1.0 - dropout_p))        # forward: pd = p * mask / (1 - p_drop)
-    ds = dp                                            # dp becomes ds in place (the largest array)
-    ds -= xp.einsum("...d,...d->...", dout, o)[..., None]     # rowsum(dp * p) = rowsum(dout * out), see
-    ds *= p                                                   # above; einsum: no (B,H,T,D) temporary
-    dq = xp.matmul(ds, k, out=dq_out)
-    dq *= scale
-    dk = xp.matmul(ds.swapaxes(-1, -2), qs, out=dk_out)      # = ds^T q * scale
+        dprobs = dprobs * mask / (1.0 - dropout_p)
+    dscores = probs * (dprobs - (dprobs * probs).sum(axis=-1, keepdims=True))
+    dq = (dscores @ k) * scale                                      # (B,H,T,S) x (B,H,S,D) -> (B,H,T,D)
+    dk = (dscores.swapaxes(-1, -2) @ q) * scale                     # (B,H,S,T) x (B,H,T,D) -> (B,H,S,D)
     return dq, dk, dv
-
-
-def _kernels():
-    """minillm.kernels: installed by setup.py, or, in a source checkout that was not installed,
-    loaded from the top-level kernels/ folder (so ``PYTHONPATH=.`` works too)."""
-    try:
-        from minillm import kernels
-    except ImportError:
-        import importlib.util
-        import sys
-        from pathlib import Path
-        path = Path(__file__).resolve().parents[2] / "kernels" / "__init__.py"
-        spec = importlib.util.spec_from_file_location("minillm.kernels", path)
-        kernels = importlib.util.module_from_spec(spec)
-        sys.modules["minillm.kernels"] = kernels
-        spec.loader.exec_module(kernels)
-    return kernels
-
-
-def _fused_eligible(q, attn_mask, dropout_p):
-    if backend.get_array_module(q) is np or os.environ.get("MINILLM_FUSED_ATTENTION", "1") == "0":
-        return False
-    return q.dtype == np.float32 and q.shape[-1] <= 128 and attn_mask is None and dropout_p == 0
 
 
 def _check_qkv(q, k, v):
@@ -198,6 +159,12 @@ class KVCache:
         self.k = xp.zeros((batch, heads, max_len, head_dim), dtype=dtype)
         self.v = xp.zeros_like(self.k)
         self.length = 0
+
+
+class MultiHeadAttentionCache(NamedTuple):
+    """What MultiHeadAttention.backward needs: the projections' caches and the attention's."""
+    projections: tuple      # (qkv,) for self-attention, (q, kv) for cross-attention: LinearCaches
+    attention: object       # the scaled_dot_product_attention cache
 
 
 class MultiHeadAttention(Module):
@@ -272,7 +239,7 @@ class MultiHeadAttention(Module):
         att, att_cache = scaled_dot_product_attention(q, k, v, attn_mask, is_causal, key_padding_mask,
                                                       drop, mask)
         y = self.out_proj(self._merge_heads(att))
-        self.cache = None if kv_cache is not None else (lin_caches, att_cache)
+        self.cache = None if kv_cache is not None else MultiHeadAttentionCache(lin_caches, att_cache)
         return y
 
     def _use_kv_cache(self, cache, k, v, T, is_causal):
@@ -288,24 +255,19 @@ class MultiHeadAttention(Module):
 
     def backward(self, dy):
         """dy: (B, T, C) -> dx (B, T, C), or (dx, dmemory) for cross-attention."""
-        lin_caches, att_cache = self.pop_cache()
+        lin_caches, att_cache = self.pop_cache()                     # MultiHeadAttentionCache
         C = self.embed_dim
         datt = self._split_heads(self.out_proj.backward(dy))          # (B, T, C) -> (B, H, T, D)
         xp = backend.get_array_module(dy)
-        if len(lin_caches) == 1:
-            # The gradient of the (B, T, 3C) qkv projection, with q, k, v side by side and each
-            # head's D columns in a row: the attention backward writes dq, dk, dv straight into
-            # (B, H, T, D) views of it, so no head-merging copy is made afterwards.
-            B, H, T, D = datt.shape
-            dqkv = xp.empty((B, T, 3, H, D), dtype=datt.dtype)
-            views = tuple(dqkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))   # (B, T, H, D) -> (B, H, T, D)
-            scaled_dot_product_attention_backward(datt, att_cache, out=views)
-            dx, dW, db = linear_backward(dqkv.reshape(B, T, 3 * C), lin_caches[0])
+        dq, dk, dv = scaled_dot_product_attention_backward(datt, att_cache)
+        if len(lin_caches) == 1:                                        # self-attention: one (3C, C) projection
+            dqkv = xp.concatenate([self._merge_heads(dq), self._merge_heads(dk), self._merge_heads(dv)],
+                                  axis=-1)                              # 3 x (B, T, C) -> (B, T, 3C)
+            dx, dW, db = linear_backward(dqkv, lin_caches[0])
             self.accumulate(self.in_proj_weight, dW)
             if self.in_proj_bias is not None:
                 self.accumulate(self.in_proj_bias, db)
             return dx
-        dq, dk, dv = scaled_dot_product_attention_backward(datt, att_cache)
         dx, dWq, dbq = linear_backward(self._merge_heads(dq), lin_caches[0])
         dkv = xp.concatenate([self._merge_heads(dk), self._merge_heads(dv)], axis=-1)   # (B, S, 2C)
         dmem, dWkv, dbkv = linear_backward(dkv, lin_caches[1])

@@ -7,21 +7,34 @@ Linear:     out = x @ W^T + b          x: (..., C), W: (O, C), b: (O,) -> (..., 
 Embedding:  out[n] = W[idx[n]]         idx: (...) ints, W: (V, C)       -> (..., C)
 """
 import math
+from typing import NamedTuple
 
 from .. import backend
+from ..kernels import dispatch
 from . import init
 from .checks import check_backend, check_float, check_last_dim, check_token_ids
 from .module import Module, Parameter
 
 
 # ============================================================================ Linear
+class LinearCache(NamedTuple):
+    """What linear_backward needs from the forward."""
+    x2: object        # (N, C) the input, leading axes flattened
+    weight: object    # (O, C)
+    has_bias: bool
+    x_shape: tuple    # (..., C) the input's shape, to give dx back in it
+
+
 def linear_forward(x, weight, bias=None):
     """out = x W^T + b.  x: (..., C), weight: (O, C), bias: (O,) or None -> out: (..., O)."""
+    kernel = dispatch.find("linear", x, weight, bias)
+    if kernel is not None:
+        return kernel.forward(x, weight, bias)
     x2 = x.reshape(-1, x.shape[-1])                      # (..., C) -> (N, C)
     out = x2 @ weight.T                                   # (N, C) x (C, O) -> (N, O)
     if bias is not None:
-        out += bias
-    return out.reshape(*x.shape[:-1], weight.shape[0]), (x2, weight, bias is not None, x.shape)
+        out = out + bias
+    return out.reshape(*x.shape[:-1], weight.shape[0]), LinearCache(x2, weight, bias is not None, x.shape)
 
 
 def linear_backward(dout, cache):
@@ -32,11 +45,13 @@ def linear_backward(dout, cache):
       dW = dout^T x        (O, N) x (N, C) -> (O, C)
       db = sum_n dout      (N, O) -> (O,)
     """
+    if not isinstance(cache, LinearCache):
+        return dispatch.backward("linear", dout, cache)
     x2, weight, has_bias, x_shape = cache
-    d2 = dout.reshape(-1, weight.shape[0])
+    d2 = dout.reshape(-1, weight.shape[0])               # (..., O) -> (N, O)
     dx = (d2 @ weight).reshape(x_shape)
     dweight = d2.T @ x2
-    dbias = backend.sum_columns(d2) if has_bias else None     # = d2.sum(axis=0), faster via BLAS
+    dbias = d2.sum(axis=0) if has_bias else None
     return dx, dweight, dbias
 
 
@@ -74,21 +89,30 @@ class Linear(Module):
 
 
 # ============================================================================ Embedding
+class EmbeddingCache(NamedTuple):
+    """What embedding_backward needs from the forward."""
+    idx: object          # (...) the token ids
+    weight_shape: tuple  # (V, C)
+
+
 def embedding_forward(idx, weight):
     """out = weight[idx].  idx: (...) ints in [0, V), weight: (V, C) -> out: (..., C)."""
-    return weight[idx], (idx, weight.shape)
+    return weight[idx], EmbeddingCache(idx, weight.shape)
 
 
 def embedding_backward(dout, cache, padding_idx=None):
     """dL/dweight: row v receives the sum of dout at every position where idx == v.
 
     forward: out[n] = W[idx[n]]  =>  dW[v] = sum_{n: idx[n] = v} dout[n]
-    A token seen twice gets both gradients, hence scatter-add rather than assignment.
+    A token seen twice gets both gradients, hence add.at (a scatter-add) rather than assignment.
     """
-    idx, wshape = cache
+    kernel = dispatch.find("embedding", dout, cache)
+    if kernel is not None:
+        return kernel.backward(dout, cache, padding_idx)
+    idx, weight_shape = cache
     xp = backend.get_array_module(dout)
-    dweight = xp.zeros(wshape, dtype=dout.dtype)
-    backend.scatter_add(dweight, idx.reshape(-1), dout.reshape(-1, wshape[1]))
+    dweight = xp.zeros(weight_shape, dtype=dout.dtype)                  # (V, C)
+    xp.add.at(dweight, idx.reshape(-1), dout.reshape(-1, weight_shape[1]))   # (N,) ids, (N, C) rows
     if padding_idx is not None:
         dweight[padding_idx] = 0   # the padding row is never trained (as in PyTorch)
     return dweight

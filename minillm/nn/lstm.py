@@ -1,153 +1,121 @@
 """Long short-term memory (Hochreiter & Schmidhuber 1997), one step and a whole sequence.
 
 Letters: B batch, T time steps, I input size, H hidden size. Gate order i, f, g, o (as PyTorch).
-Inside, vectors are columns, as in the textbook: x (I, B), h and c (H, B), one column per sequence.
 
-    a = W_ih x + b_ih + W_hh h + b_hh          (4H, B), split into rows a_i, a_f, a_g, a_o
+    a = x W_ih^T + b_ih + h W_hh^T + b_hh      (B, 4H), split into a_i, a_f, a_g, a_o (B, H) each
     i = sigmoid(a_i)   input gate         f = sigmoid(a_f)   forget gate
     g = tanh(a_g)      candidate cell     o = sigmoid(a_o)   output gate
     c' = f * c + i * g                    h' = o * tanh(c')
 
 A sequence applies the step for t = 0..T-1; backpropagation through time runs the
 step backward for t = T-1..0, carrying dh and dc from step t to step t-1.
-For speed the input half of ``a`` (W_ih x + b) is one matmul for all T steps; inside the loop
-there is one (4H, H) x (H, B) matmul per step. Columns (4H, B) rather than rows (B, 4H) because
-it is measured faster here: BLAS handles a tall W_hh times a thin h better than the transpose,
-and each gate is then a contiguous block of rows.
 The public functions take and return batch-first arrays, x: (B, T, I), like PyTorch.
 """
 import math
-
-import numpy as np
+from typing import NamedTuple
 
 from .. import backend
+from ..kernels import dispatch
 from . import init
+from .activations import sigmoid
 from .checks import check_backend, check_float, check_ndim, check_last_dim
 from .module import Module, ModuleList, Parameter
 
 
 # ============================================================================ one step
-def lstm_pointwise_forward(a, c):
-    """From pre-activations a: (4H, B) and cell c: (H, B) to (h', c'); the cache keeps the gate values.
-
-    ``a`` is overwritten with the gate values [i, f, g, o] (callers pass a fresh array). All four
-    gates come from one exp: sigmoid(z) = 1 / (1 + e^-z) for i, f, o, and tanh(z) = 2 sigmoid(2z) - 1
-    for g (NumPy's float32 exp is about twice as fast as its tanh). For very negative z, e^-z
-    overflows to inf and the sigmoid becomes exactly 0, the right limit: the warning is silenced.
-    """
-    xp = backend.get_array_module(a)
-    H = c.shape[0]
-    xp.negative(a, out=a)
-    a[2 * H:3 * H] *= 2.0                                          # g rows: -2z
-    with np.errstate(over="ignore"):
-        xp.exp(a, out=a)
-    a += 1.0
-    gates = xp.divide(1.0, a, out=a)                               # sigmoid(z) | g rows: sigmoid(2z)
-    gates[2 * H:3 * H] *= 2.0
-    gates[2 * H:3 * H] -= 1.0                                      # g = tanh(z)
-    i, f, g, o = (gates[k * H:(k + 1) * H] for k in range(4))
-    c_next = f * c
-    c_next += i * g
-    tc = xp.tanh(c_next)
-    return o * tc, c_next, (gates, c, tc)
-
-
-def lstm_pointwise_backward(dh_next, dc_next, cache, out=None):
-    """Given dL/dh', dL/dc' (H, B), return da (4H, B) (written into ``out`` if given) and dc (H, B).
-
-    h' = o * tanh(c')   =>  do = dh' * tanh(c'),   dc' += dh' * o * (1 - tanh(c')^2)
-    c' = f * c + i * g  =>  df = dc' * c,  di = dc' * g,  dg = dc' * i,  dc = dc' * f
-    then through the activations: sigmoid' = s (1 - s) for i, f, o;  tanh' = 1 - g^2 for g
-    """
-    gates, c, tc = cache
-    xp = backend.get_array_module(dh_next)
-    H = c.shape[0]
-    i, f, g, o = (gates[k * H:(k + 1) * H] for k in range(4))
-    dc_total = dh_next * o
-    dc_total *= 1.0 - tc * tc
-    dc_total += dc_next
-    da = xp.empty_like(gates) if out is None else out
-    xp.multiply(dc_total, g, out=da[:H])                           # d i
-    xp.multiply(dc_total, c, out=da[H:2 * H])                      # d f
-    xp.multiply(dc_total, i, out=da[2 * H:3 * H])                  # d g
-    xp.multiply(dh_next, tc, out=da[3 * H:])                       # d o
-    slope = gates * (1.0 - gates)                                  # s (1 - s): right for i, f, o
-    slope[2 * H:3 * H] = 1.0 - g * g                               # tanh' for g
-    da *= slope
-    return da, dc_total * f
+class LSTMCellCache(NamedTuple):
+    """What lstm_cell_backward needs: the step's inputs, weights and gate values."""
+    x: object          # (B, I)
+    h: object          # (B, H) previous hidden state
+    c: object          # (B, H) previous cell state
+    w_ih: object       # (4H, I)
+    w_hh: object       # (4H, H)
+    i: object          # (B, H) input gate
+    f: object          # (B, H) forget gate
+    g: object          # (B, H) candidate cell
+    o: object          # (B, H) output gate
+    tanh_c: object     # (B, H) tanh(c')
 
 
 def lstm_cell_forward(x, h, c, w_ih, w_hh, b_ih, b_hh):
-    """One step. x: (B, I), h, c: (B, H), w_ih: (4H, I), w_hh: (4H, H), b_*: (4H,) -> h', c': (B, H)."""
+    """One step. x: (B, I), h, c: (B, H), w_ih: (4H, I), w_hh: (4H, H), b_*: (4H,) -> h', c': (B, H), cache."""
+    kernel = dispatch.find("lstm_cell", x, h, c, w_ih, w_hh, b_ih, b_hh)
+    if kernel is not None:
+        return kernel.forward(x, h, c, w_ih, w_hh, b_ih, b_hh)
     xp = backend.get_array_module(x)
-    a = w_ih @ x.T + w_hh @ h.T                                    # (4H, B): columns, see the module doc
-    a += (b_ih + b_hh)[:, None]
-    h_next, c_next, pw = lstm_pointwise_forward(a, xp.ascontiguousarray(c.T))
-    return xp.ascontiguousarray(h_next.T), xp.ascontiguousarray(c_next.T), (x, h, w_ih, w_hh, pw)
+    H = h.shape[1]
+    a = x @ w_ih.T + b_ih + h @ w_hh.T + b_hh          # (B, I) x (I, 4H) + (B, H) x (H, 4H) -> (B, 4H)
+    i = sigmoid(a[:, 0 * H:1 * H])
+    f = sigmoid(a[:, 1 * H:2 * H])
+    g = xp.tanh(a[:, 2 * H:3 * H])
+    o = sigmoid(a[:, 3 * H:4 * H])
+    c_next = f * c + i * g
+    tanh_c = xp.tanh(c_next)
+    h_next = o * tanh_c
+    return h_next, c_next, LSTMCellCache(x, h, c, w_ih, w_hh, i, f, g, o, tanh_c)
 
 
 def lstm_cell_backward(dh_next, dc_next, cache):
-    """Return dx (B, I), dh (B, H), dc (B, H), dw_ih, dw_hh, db_ih, db_hh (same shapes as forward).
+    """Given dL/dh', dL/dc' (B, H), return dx (B, I), dh (B, H), dc (B, H), dw_ih, dw_hh, db_ih, db_hh.
 
-    a = W_ih x + W_hh h + b  =>  dx = W_ih^T da,  dh = W_hh^T da,  dW_ih = da x^T,  dW_hh = da h^T,  db = sum da
+    h' = o * tanh(c')   =>  do = dh' * tanh(c'),   dc' += dh' * o * (1 - tanh(c')^2)
+    c' = f * c + i * g  =>  df = dc' * c,  di = dc' * g,  dg = dc' * i,  dc = dc' * f
+    gates               =>  da_i = di * i (1 - i), da_f = df * f (1 - f), da_g = dg * (1 - g^2), da_o = do * o (1 - o)
+    a = x W_ih^T + h W_hh^T + b  =>  dx = da W_ih,  dh = da W_hh,  dW_ih = da^T x,  dW_hh = da^T h,  db = sum_b da
     """
-    x, h, w_ih, w_hh, pw = cache
-    xp = backend.get_array_module(x)
-    da, dc = lstm_pointwise_backward(dh_next.T, dc_next.T, pw)     # da: (4H, B)
-    db = da.sum(axis=1)
-    t = xp.ascontiguousarray
-    return t((w_ih.T @ da).T), t((w_hh.T @ da).T), t(dc.T), da @ x, da @ h, db, db
+    if not isinstance(cache, LSTMCellCache):
+        return dispatch.backward("lstm_cell", dh_next, cache, dc_next)
+    xp = backend.get_array_module(dh_next)
+    x, h, c, w_ih, w_hh, i, f, g, o, tanh_c = cache
+    do = dh_next * tanh_c
+    dc_total = dc_next + dh_next * o * (1 - tanh_c ** 2)   # c' reaches the loss directly and through h'
+    df = dc_total * c
+    di = dc_total * g
+    dg = dc_total * i
+    dc = dc_total * f
+    da = xp.concatenate([di * i * (1 - i), df * f * (1 - f), dg * (1 - g ** 2), do * o * (1 - o)],
+                        axis=1)                         # 4 x (B, H) -> (B, 4H)
+    db = da.sum(axis=0)                                 # (4H,)
+    return da @ w_ih, da @ w_hh, dc, da.T @ x, da.T @ h, db, db
 
 
 # ============================================================================ a sequence
-def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
-    """x: (B, T, I), h0, c0: (B, H) -> y: (B, T, H), h_T, c_T: (B, H).
+class LSTMCache(NamedTuple):
+    """The cache of every step, t = 0..T-1."""
+    steps: list
 
-    The hidden states are kept time-major, hs: (T+1, B, H), so that y and the weight gradients are
-    cheap to form; step t reads hs[t].T, a (H, B) view, and writes its (H, B) result back transposed.
-    """
+
+def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+    """x: (B, T, I), h0, c0: (B, H) -> y: (B, T, H), h_T, c_T: (B, H), cache."""
+    kernel = dispatch.find("lstm", x, h0, c0, w_ih, w_hh, b_ih, b_hh)
+    if kernel is not None:
+        return kernel.forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
     xp = backend.get_array_module(x)
-    B, T, I = x.shape
-    H = h0.shape[1]
-    x_tm = xp.ascontiguousarray(x.transpose(1, 0, 2)).reshape(T * B, I)   # rows in (t, b) order
-    ax = w_ih @ x_tm.T                                              # (4H, T*B): input half of a, all steps
-    ax += (b_ih + b_hh)[:, None]
-    ax = ax.reshape(4 * H, T, B)                                    # ax[:, t] is step t's (4H, B)
-    hs = xp.empty((T + 1, B, H), dtype=x.dtype)                    # h_0 .. h_T
-    hs[0] = h0
-    c, steps = xp.ascontiguousarray(c0.T), []
-    for t in range(T):
-        a = w_hh @ hs[t].T                                          # (4H, H) x (H, B)
-        a += ax[:, t]
-        h, c, pw = lstm_pointwise_forward(a, c)
-        hs[t + 1] = h.T
-        steps.append(pw)
-    y = xp.ascontiguousarray(hs[1:].transpose(1, 0, 2))            # (B, T, H)
-    return y, hs[T].copy(), xp.ascontiguousarray(c.T), (x_tm, w_ih, w_hh, hs, steps)
+    h, c, ys, steps = h0, c0, [], []
+    for t in range(x.shape[1]):
+        h, c, step = lstm_cell_forward(x[:, t], h, c, w_ih, w_hh, b_ih, b_hh)
+        ys.append(h)
+        steps.append(step)
+    y = xp.stack(ys, axis=1)                            # T x (B, H) -> (B, T, H)
+    return y, h, c, LSTMCache(steps)
 
 
 def lstm_backward(dy, dh_T, dc_T, cache):
     """BPTT. dy: (B, T, H), dh_T, dc_T: (B, H) (gradients of the final state; zeros if unused).
 
-    Returns dx (B, T, I), dh0, dc0 (B, H), dw_ih, dw_hh, db_ih, db_hh.
+    Returns dx (B, T, I), dh0, dc0 (B, H), dw_ih, dw_hh, db_ih, db_hh: the weights' gradients
+    are the sums of every step's.
     """
-    x_tm, w_ih, w_hh, hs, steps = cache
+    if not isinstance(cache, LSTMCache):
+        return dispatch.backward("lstm", dy, cache, dh_T, dc_T)
     xp = backend.get_array_module(dy)
-    T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
-    dy_tm = xp.ascontiguousarray(dy.transpose(1, 0, 2))            # (T, B, H)
-    da_all = xp.empty((T, 4 * H, B), dtype=dy.dtype)               # step t writes da_all[t], contiguous
-    dh, dc = xp.ascontiguousarray(dh_T.T), xp.ascontiguousarray(dc_T.T)
-    for t in reversed(range(T)):
-        da, dc = lstm_pointwise_backward(dh + dy_tm[t].T, dc, steps[t], out=da_all[t])  # h_t feeds y_t and step t+1
-        dh = w_hh.T @ da                                            # a_t depends on h_{t-1} through W_hh
-    # the weight gradients sum over steps and batch: one matmul each over (4H, T*B) columns in (t, b)
-    # order, matching the rows of x_tm and hs (moving rows of B values: a cheap copy)
-    da2 = xp.ascontiguousarray(da_all.transpose(1, 0, 2)).reshape(4 * H, T * B)
-    dx = xp.ascontiguousarray((da2.T @ w_ih).reshape(T, B, -1).transpose(1, 0, 2))
-    dw_ih = da2 @ x_tm
-    dw_hh = da2 @ hs[:-1].reshape(T * B, H)
-    db = da2.sum(axis=1)
-    return dx, xp.ascontiguousarray(dh.T), xp.ascontiguousarray(dc.T), dw_ih, dw_hh, db, db.copy()
+    dh, dc, dxs, total = dh_T, dc_T, [], None
+    for t in reversed(range(len(cache.steps))):
+        dx_t, dh, dc, *grads = lstm_cell_backward(dh + dy[:, t], dc, cache.steps[t])   # h_t feeds y_t and step t+1
+        dxs.append(dx_t)
+        total = grads if total is None else [a + b for a, b in zip(total, grads)]
+    dx = xp.stack(dxs[::-1], axis=1)                    # T x (B, I) -> (B, T, I)
+    return (dx, dh, dc, *total)
 
 
 # ============================================================================ Modules

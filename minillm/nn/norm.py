@@ -8,51 +8,58 @@ x: (..., C), weight (gamma) and bias (beta): (C,)
     xhat = (x - mean) * rstd
     out  = xhat * weight + bias
 """
+from typing import NamedTuple
+
 from .. import backend
+from ..kernels import dispatch
 from . import init
 from .checks import check_backend, check_float, check_last_dim
 from .module import Module, Parameter
 
 
-def layernorm_forward(x, weight, bias, eps=1e-5):
-    """x: (..., C), weight, bias: (C,) -> out: (..., C). Saves xhat and rstd for the backward pass."""
+class LayerNormCache(NamedTuple):
+    """What layer_norm_backward needs from the forward."""
+    xhat: object      # (..., C) normalised input
+    rstd: object      # (..., 1) 1 / sqrt(var + eps)
+    weight: object    # (C,)
+
+
+def layer_norm_forward(x, weight, bias, eps=1e-5):
+    """x: (..., C), weight, bias: (C,) -> out: (..., C), cache (xhat, rstd, weight)."""
+    kernel = dispatch.find("layer_norm", x, weight, bias, eps)
+    if kernel is not None:
+        return kernel.forward(x, weight, bias, eps)
     xp = backend.get_array_module(x)
-    inv_c = 1.0 / x.shape[-1]
-    mean = backend.sum_rows(x) * inv_c                     # (..., 1); x.sum(-1) as a BLAS product
-    xhat = x - mean                                        # centred x, normalised in place below
-    rstd = 1.0 / xp.sqrt(xp.einsum("...c,...c->...", xhat, xhat)[..., None] * inv_c + eps)  # (..., 1)
-    xhat *= rstd
-    out = xhat * weight
-    out += bias
-    return out, (xhat, rstd, weight)
+    mean = x.mean(axis=-1, keepdims=True)                    # (..., C) -> (..., 1)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)     # (..., 1), biased
+    rstd = 1.0 / xp.sqrt(var + eps)                          # (..., 1)
+    xhat = (x - mean) * rstd                                 # (..., C)
+    out = xhat * weight + bias                               # (..., C)
+    return out, LayerNormCache(xhat, rstd, weight)
 
 
-def layernorm_backward(dout, cache):
-    """Return dx (..., C), dweight (C,), dbias (C,).
+def layer_norm_backward(dout, cache):
+    """Given dL/dout (..., C), return dx (..., C), dweight (C,), dbias (C,).
 
     forward: out = xhat * w + b,   xhat = (x - mean) * rstd
       dbias   = sum over positions of dout
       dweight = sum over positions of dout * xhat
       dxhat   = dout * w
-      dx      = rstd * (dxhat                         term 1: through xhat directly
-                        - mean_c(dxhat)               term 2: through the mean
+      dx      = rstd * (dxhat                          term 1: through xhat directly
+                        - mean_c(dxhat)                term 2: through the mean
                         - xhat * mean_c(dxhat * xhat)) term 3: through rstd (the variance)
     """
+    if not isinstance(cache, LayerNormCache):
+        return dispatch.backward("layer_norm", dout, cache)
     xhat, rstd, weight = cache
-    xp = backend.get_array_module(xhat)
-    C = xhat.shape[-1]
-    d2, x2 = dout.reshape(-1, C), xhat.reshape(-1, C)   # (N, C): N = all leading positions
-    dbias = backend.sum_columns(d2)                     # d2.sum(axis=0), see backend.sum_columns
-    t = d2 * x2                                         # dout * xhat
-    dweight = backend.sum_columns(t)
-    # the two row means, with dxhat = dout * w written out so that both are matrix-vector products:
-    mean_dxhat = (d2 @ weight)[:, None] / C             # mean_c(dxhat)          (N, 1)
-    proj = (t @ weight)[:, None] / C                    # mean_c(dxhat * xhat)   (N, 1)
-    dx = d2 * weight                                    # dxhat, updated in place: three terms, then * rstd
-    dx -= mean_dxhat
-    dx -= xp.multiply(x2, proj, out=t)                  # t is free again: xhat * proj
-    dx *= rstd.reshape(-1, 1)
-    return dx.reshape(dout.shape), dweight, dbias
+    positions = tuple(range(dout.ndim - 1))                  # every axis but C
+    dbias = dout.sum(axis=positions)                         # out = ... + b
+    dweight = (dout * xhat).sum(axis=positions)              # out = xhat * w + ...
+    dxhat = dout * weight
+    dx = rstd * (dxhat
+                 - dxhat.mean(axis=-1, keepdims=True)
+                 - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
+    return dx, dweight, dbias
 
 
 class LayerNorm(Module):
@@ -73,12 +80,12 @@ class LayerNorm(Module):
         check_float("input", x, where)
         check_backend("input", x, self.weight.data, where)
         check_last_dim("input", x, self.normalized_shape, where)
-        out, self.cache = layernorm_forward(x, self.weight.data, self.bias.data, self.eps)
+        out, self.cache = layer_norm_forward(x, self.weight.data, self.bias.data, self.eps)
         return out
 
     def backward(self, dout):
-        """dout: (..., C) -> dx: (..., C); adds into weight.grad and bias.grad (see layernorm_backward)."""
-        dx, dw, db = layernorm_backward(dout, self.pop_cache())
+        """dout: (..., C) -> dx: (..., C); adds into weight.grad and bias.grad (see layer_norm_backward)."""
+        dx, dw, db = layer_norm_backward(dout, self.pop_cache())
         self.accumulate(self.weight, dw)
         self.accumulate(self.bias, db)
         return dx

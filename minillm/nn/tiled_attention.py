@@ -1,6 +1,6 @@
 """The fused-attention algorithm (FlashAttention, Dao et al. 2022; FA-2, Dao 2023) in NumPy.
 
-This file is the readable twin of ``kernels/fused_attention.cu``: the same tiles,
+This file is the readable twin of ``kernels/cuda/fused_attention.cu``: the same tiles,
 the same loop order, the same online softmax and the same backward recomputation,
 written with arrays so it runs (slowly) on the CPU and can be tested in float64
 against the plain formula in ``attention.py``. Each CUDA thread block handles one

@@ -116,10 +116,10 @@ qkv = x @ mha.in_proj_weight.data.T + mha.in_proj_bias.data          # (1, T, 3C
 heads = mha._split_heads(qkv[..., :C])
 print("x", x.shape, "-> q (B, H, T, D)", heads.shape, "-> y", y.shape)
 
-att_cache = mha.cache[1]
+att_cache = mha.cache.attention
 fig, axes = plt.subplots(1, H, figsize=(14, 3.4))
 for h, ax in enumerate(axes):
-    ax.imshow(att_cache[4][0, h], cmap="viridis", vmin=0, vmax=1)
+    ax.imshow(att_cache.probs[0, h], cmap="viridis", vmin=0, vmax=1)
     ax.set_title(f"head {h}")
     ax.set_xticks(range(T), words, fontsize=7)
     ax.set_yticks(range(T), words, fontsize=7)
@@ -153,7 +153,7 @@ except ImportError:
 # * $S = QK^\top/\sqrt d \Rightarrow dQ = dS\,K/\sqrt d$ and $dK = dS^\top Q/\sqrt d$
 #
 # This is `scaled_dot_product_attention_backward`. The check: compare it with central differences
-# $\frac{L(x+h) - L(x-h)}{2h}$ in float64 ([`minillm/gradcheck.py`](../minillm/gradcheck.py)).
+# $\frac{L(x+h) - L(x-h)}{2h}$ in float64 ([`minillm/gradcheck/finite_differences.py`](../minillm/gradcheck/finite_differences.py)).
 
 # %%
 B, Hh, Tt, Dd = 2, 2, 5, 4

@@ -5,7 +5,7 @@
 # $\sum_i \log p(x_i \mid \theta)$; the per-sequence cross-entropy).
 # **Code:** [`minillm/nn/loss.py`](../minillm/nn/loss.py) (loss and its gradient),
 # [`minillm/nn/activations.py`](../minillm/nn/activations.py) (log-softmax),
-# [`minillm/gradcheck.py`](../minillm/gradcheck.py) (finite differences).
+# [`minillm/gradcheck/finite_differences.py`](../minillm/gradcheck/finite_differences.py) (finite differences).
 #
 # ## From likelihood to a loss
 # A language model gives, at every position $t$, a distribution $p_\theta(\cdot \mid w_{<t})$ over the

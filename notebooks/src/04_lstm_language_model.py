@@ -4,7 +4,7 @@
 # **Article:** part 2, section 5 (practice: Embedding → LSTM → Linear, `CrossEntropyLoss`, Adam, a loop
 # over batches) and section 2 (RNN/LSTM as one of the architectures).
 # **Code:** [`minillm/nn/lstm.py`](../minillm/nn/lstm.py) (the cell, the sequence, backpropagation through time),
-# [`minillm/models/lstm_lm.py`](../minillm/models/lstm_lm.py) (the model), [`minillm/optim.py`](../minillm/optim.py) (Adam).
+# [`minillm/models/lstm_lm.py`](../minillm/models/lstm_lm.py) (the model), [`minillm/training/optim.py`](../minillm/training/optim.py) (Adam).
 #
 # An LSTM reads one token at a time and keeps two vectors: a hidden state $h$ (what it shows) and a
 # cell $c$ (what it remembers). Four gates, computed from the input $x_t$ and the previous $h$, decide
@@ -26,11 +26,12 @@ import numpy as np
 import matplotlib.pyplot as plt
 
 import minillm
-from minillm import data, gradcheck
+from minillm import gradcheck
+from minillm.training import data
 from minillm.models import LSTMLM, LSTMConfig
 from minillm.nn import CrossEntropyLoss, LSTM
 from minillm.nn.lstm import lstm_forward
-from minillm.optim import Adam, clip_grad_norm
+from minillm.training.optim import Adam, clip_grad_norm
 from minillm.tokenizers import CharTokenizer
 
 QUICK = os.environ.get("MINILLM_NOTEBOOK_QUICK") == "1"   # set by tests/test_notebooks.py: a short run
@@ -53,7 +54,7 @@ print("example:", repr(text[:40]), "->", tok.encode(text[:12]))
 # %% [markdown]
 # ## 2-6. Initialise, then repeat: forward, loss, backward, update; validate now and then
 # The loop below is the article's training loop written out; `minillm train --model lstm` runs the
-# same one through [`minillm/train.py`](../minillm/train.py).
+# same one through [`minillm/training/trainer.py`](../minillm/training/trainer.py).
 
 # %%
 minillm.manual_seed(0)

@@ -5,7 +5,7 @@
 # from a context) and section 5 (practice: train a language model, generate text).
 # **Code:** [`minillm/models/gpt.py`](../minillm/models/gpt.py) (the model, `generate`, the KV cache),
 # [`minillm/models/sampling.py`](../minillm/models/sampling.py) (temperature, top-k, top-p),
-# [`minillm/nn/transformer.py`](../minillm/nn/transformer.py) (the block), [`minillm/train.py`](../minillm/train.py) (the loop).
+# [`minillm/nn/transformer.py`](../minillm/nn/transformer.py) (the block), [`minillm/training/trainer.py`](../minillm/training/trainer.py) (the loop).
 #
 # GPT-2's shape, at toy size:
 #
@@ -26,13 +26,14 @@ import numpy as np
 import matplotlib.pyplot as plt
 
 import minillm
-from minillm import data, gradcheck
+from minillm import gradcheck
+from minillm.training import data
 from minillm.models import GPT, GPTConfig
 from minillm.models.sampling import filter_logits
-from minillm.optim import AdamW, param_groups
-from minillm.tasks import LMTask
+from minillm.training.optim import AdamW, param_groups
+from minillm.training.tasks import LMTask
 from minillm.tokenizers import CharTokenizer
-from minillm.train import Trainer, TrainConfig
+from minillm.training.trainer import Trainer, TrainConfig
 
 QUICK = os.environ.get("MINILLM_NOTEBOOK_QUICK") == "1"   # set by tests/test_notebooks.py: a short run
 SECONDS = 4 if QUICK else 50                              # training time budget
@@ -45,7 +46,7 @@ train_ids, val_ids = data.train_val_split(tok.encode(text))
 # ## Train
 # nanoGPT's small character recipe, shrunk to fit in under a minute on a laptop CPU: 4 layers,
 # 4 heads, width 128, context of 64 characters, AdamW with warm-up and a cosine schedule, gradient
-# clipping at 1. The [`Trainer`](../minillm/train.py) writes `log.csv`, `loss.png` and a checkpoint
+# clipping at 1. The [`Trainer`](../minillm/training/trainer.py) writes `log.csv`, `loss.png` and a checkpoint
 # (`minillm train` uses the same one).
 
 # %%

@@ -5,8 +5,8 @@
 # fine-tune BERT for text classification: tokenize, pad, truncate, batches of 32, loss, backward,
 # optimizer step, predict).
 # **Code:** [`minillm/models/bert.py`](../minillm/models/bert.py) (encoder, MLM head, classification head),
-# [`minillm/data.py`](../minillm/data.py) (`mask_tokens`, `labelled_docstrings`),
-# [`minillm/tasks.py`](../minillm/tasks.py) (`MLMTask`, `ClassifyTask`).
+# [`minillm/training/data.py`](../minillm/training/data.py) (`mask_tokens`, `labelled_docstrings`),
+# [`minillm/training/tasks.py`](../minillm/training/tasks.py) (`MLMTask`, `ClassifyTask`).
 #
 # GPT reads left to right; BERT's attention has no causal mask, so every position sees the whole
 # sentence. That makes next-token prediction trivial, so BERT learns by **filling in blanks**: pick 15 %
@@ -25,13 +25,14 @@ import numpy as np
 import matplotlib.pyplot as plt
 
 import minillm
-from minillm import data, gradcheck
-from minillm.commands import BERT_SPECIALS, fill_mask
+from minillm import gradcheck
+from minillm.training import data
+from minillm.cli.commands import BERT_SPECIALS, fill_mask
 from minillm.models import BertConfig, BertForMaskedLM, BertForSequenceClassification
-from minillm.optim import AdamW, param_groups
-from minillm.tasks import ClassifyTask, MLMTask
+from minillm.training.optim import AdamW, param_groups
+from minillm.training.tasks import ClassifyTask, MLMTask
 from minillm.tokenizers import CharTokenizer
-from minillm.train import Trainer, TrainConfig
+from minillm.training.trainer import Trainer, TrainConfig
 
 QUICK = os.environ.get("MINILLM_NOTEBOOK_QUICK") == "1"   # set by tests/test_notebooks.py: a short run
 PRETRAIN_SECONDS = 3 if QUICK else 30
@@ -60,14 +61,14 @@ print(f"chosen positions: {int((labels >= 0).sum())} of {ids.shape[1]}; "
 # ## How a real BERT cuts text: WordPiece
 #
 # This notebook's BERT reads characters, to stay small. Google's BERT reads **WordPiece** tokens
-# ([`minillm/wordpiece.py`](../minillm/wordpiece.py)): the text is first cut into words (lower-cased,
+# ([`minillm/tokenizers/wordpiece.py`](../minillm/tokenizers/wordpiece.py)): the text is first cut into words (lower-cased,
 # accents stripped, every punctuation mark and every Chinese character on its own), then each word is
 # covered greedily by the longest vocabulary entries, a `##` marking a piece that continues a word.
 # A word it cannot cover becomes `[UNK]`. With a real `vocab.txt` (30,522 entries for
 # bert-base-uncased), `minillm fill-mask --pretrained DIR "..."` uses exactly this.
 
 # %%
-from minillm.wordpiece import WordPieceTokenizer, basic_words
+from minillm.tokenizers.wordpiece import WordPieceTokenizer, basic_words
 
 toy_vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "return", "the", "sort", "##ed", "list", "##s",
              "un", "##aff", "##able", ",", ".", "!", "排", "序"]

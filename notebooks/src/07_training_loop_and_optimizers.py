@@ -3,8 +3,8 @@
 #
 # **Article:** part 2, section 3 (the training steps: preprocess, initialise, forward, loss, backward,
 # update, validate; repeat) and section 2 (the training algorithm: gradient descent, Adam).
-# **Code:** [`minillm/train.py`](../minillm/train.py) (the loop; its docstring numbers the steps),
-# [`minillm/optim.py`](../minillm/optim.py) (SGD, Adam, AdamW, clipping, the schedule).
+# **Code:** [`minillm/training/trainer.py`](../minillm/training/trainer.py) (the loop; its docstring numbers the steps),
+# [`minillm/training/optim.py`](../minillm/training/optim.py) (SGD, Adam, AdamW, clipping, the schedule).
 #
 # | step | in minillm |
 # |---|---|
@@ -34,10 +34,10 @@ import numpy as np
 import matplotlib.pyplot as plt
 
 import minillm
-from minillm import data
+from minillm.training import data
 from minillm.models import GPT, GPTConfig
 from minillm.nn import CrossEntropyLoss, Linear
-from minillm.optim import SGD, Adam, AdamW, clip_grad_norm, lr_schedule, param_groups
+from minillm.training.optim import SGD, Adam, AdamW, clip_grad_norm, lr_schedule, param_groups
 from minillm.tokenizers import CharTokenizer
 
 QUICK = os.environ.get("MINILLM_NOTEBOOK_QUICK") == "1"   # set by tests/test_notebooks.py: a short run
@@ -105,7 +105,7 @@ plt.show()
 # ## Warm-up and cosine decay
 # Early on, Adam's second-moment estimates rest on a few samples and its steps can be too large, so the
 # learning rate ramps up linearly for the first steps; afterwards it follows half a cosine down to a
-# floor, taking smaller steps as the model settles (`lr_schedule` in [optim.py](../minillm/optim.py)):
+# floor, taking smaller steps as the model settles (`lr_schedule` in [optim.py](../minillm/training/optim.py)):
 #
 # $$\eta_t = \begin{cases} \eta_{\max}\,\frac{t+1}{W} & t < W\\[2pt]
 #   \eta_{\min} + \tfrac12(\eta_{\max}-\eta_{\min})\left(1 + \cos\!\big(\pi\,\frac{t-W}{N-W}\big)\right) & t \ge W\end{cases}$$
@@ -177,13 +177,13 @@ except ImportError:
 # on one. Data parallelism puts the other cores to work without changing the math. The loss is a
 # mean over the batch's $N$ tokens, so its gradient is a sum that can be cut into shards:
 # $$\frac{\partial L}{\partial W} = \sum_{k} \Big[\frac{1}{N}\sum_{i \in \text{shard } k} \frac{\partial \ell_i}{\partial W}\Big]$$
-# [`minillm/parallel.py`](../minillm/parallel.py) gives each shard to a replica of the model in its own
+# [`minillm/training/parallel.py`](../minillm/training/parallel.py) gives each shard to a replica of the model in its own
 # thread (the replicas share the weights and have their own gradients), then adds the replicas'
 # gradients into the model's: the "all-reduce" of multi-GPU training, here on CPU cores. First the
 # check: the same gradients as one backward over the whole batch.
 
 # %%
-from minillm.parallel import DataParallel, blas_threads
+from minillm.training.parallel import DataParallel, blas_threads
 
 minillm.manual_seed(0)
 model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=32, n_layer=2, n_head=2, n_embd=64)).double()

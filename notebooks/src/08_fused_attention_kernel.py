@@ -3,8 +3,8 @@
 #
 # **Article:** part 1, section 4 (the attention formula), computed the way GPUs compute it today.
 # **Code:** [`minillm/nn/tiled_attention.py`](../minillm/nn/tiled_attention.py) (the algorithm in NumPy),
-# [`kernels/fused_attention.cu`](../kernels/fused_attention.cu) (the same loops in CUDA),
-# [`kernels/__init__.py`](../kernels/__init__.py) (loading it with `cupy.RawModule`),
+# [`kernels/cuda/fused_attention.cu`](../kernels/cuda/fused_attention.cu) (the same loops in CUDA),
+# [`kernels/cuda/__init__.py`](../kernels/cuda/__init__.py) (loading it with `cupy.RawModule`),
 # [`benchmarks/attention_gpu.py`](../benchmarks/attention_gpu.py).
 #
 # The plain formula builds the score matrix $S = QK^\top$ of shape $T \times T$ for every head. At
@@ -18,6 +18,8 @@ import matplotlib.pyplot as plt
 from pathlib import Path
 
 from minillm.nn import scaled_dot_product_attention, scaled_dot_product_attention_backward
+
+from minillm.kernels import dispatch
 from minillm.nn.tiled_attention import tiled_attention_forward, tiled_attention_backward
 
 rng = np.random.default_rng(0)
@@ -104,14 +106,14 @@ for name, a, b in zip(("dq", "dk", "dv"), tiled, plain):
 
 # %% [markdown]
 # ## The CUDA kernel
-# [`kernels/fused_attention.cu`](../kernels/fused_attention.cu) follows the same loop. A block of 256
+# [`kernels/cuda/fused_attention.cu`](../kernels/cuda/fused_attention.cu) follows the same loop. A block of 256
 # threads owns one (batch·head, 64-query tile); each thread computes a 4 x 4 patch of the 64 x 64 score
 # tile in registers, the 16 threads that share rows reduce the row max and sum with warp shuffles, and
 # scores are kept in base 2 so that `exp` is one `exp2f` instruction. Here is the heart of the forward
 # loop, the online-softmax update:
 
 # %%
-src = Path("../kernels/fused_attention.cu").read_text()
+src = Path("../kernels/cuda/fused_attention.cu").read_text()
 start = src.index("        float s[4][4];")
 end = src.index("\n", src.index("accumulate_pm<D>(acc, sPt, sV, ty, tx);", start))
 print(src[start:end])
@@ -136,18 +138,18 @@ if has_gpu:
     from minillm.nn import attention
     qg, kg, vg = (cupy.asarray(rng.standard_normal((4, 8, 2048, 64)), dtype=cupy.float32) for _ in range(3))
     times = {}
-    for path in ("1", "0"):                                      # fused, then plain
+    for mode in ("auto", "plain"):                               # the fused kernel, then the lesson
         import os
-        os.environ["MINILLM_FUSED_ATTENTION"] = path
+        os.environ["MINILLM_KERNELS"] = mode
         scaled_dot_product_attention(qg, kg, vg, is_causal=True)
         cupy.cuda.Device().synchronize()
         t0 = time.perf_counter()
         for _ in range(10):
             out, _ = scaled_dot_product_attention(qg, kg, vg, is_causal=True)
         cupy.cuda.Device().synchronize()
-        times[attention.last_path] = (time.perf_counter() - t0) / 10
-    os.environ["MINILLM_FUSED_ATTENTION"] = "1"
-    print({k: f"{v * 1e3:.2f} ms" for k, v in times.items()}, f"speed-up {times['plain'] / times['fused']:.1f}x")
+        times[dispatch.last("scaled_dot_product_attention").implementation] = (time.perf_counter() - t0) / 10
+    os.environ["MINILLM_KERNELS"] = "auto"
+    print({k: f"{v * 1e3:.2f} ms" for k, v in times.items()}, f"speed-up {times['plain'] / times['cuda.attention']:.1f}x")
 else:
     print("No CUDA GPU here: the kernel was not run. Recorded on an H100 (benchmarks/results/):")
     results = sorted(Path("../benchmarks/results").glob("*attention_gpu.txt"))

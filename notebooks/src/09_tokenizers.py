@@ -4,8 +4,8 @@
 # **Article:** part 2, section 2 (the vocabulary a model reads and writes with) and section 3, step 1
 # (preprocessing: cutting the text into tokens); part 1, section 5, whose code loads
 # `GPT2Tokenizer` (byte-level BPE, this notebook) and `BertTokenizer` (WordPiece, notebook 06).
-# **Code:** [`minillm/tokenizers.py`](../minillm/tokenizers.py) (`CharTokenizer`, `ByteBPETokenizer`),
-# [`minillm/wordpiece.py`](../minillm/wordpiece.py) (BERT's WordPiece).
+# **Code:** [`minillm/tokenizers/bpe.py`](../minillm/tokenizers/bpe.py) (`CharTokenizer`, `ByteBPETokenizer`),
+# [`minillm/tokenizers/wordpiece.py`](../minillm/tokenizers/wordpiece.py) (BERT's WordPiece).
 #
 # ## What a tokenizer decides
 # A model never sees text, only integers in $[0, V)$. The tokenizer fixes $V$, the vocabulary size,
@@ -25,8 +25,9 @@ import time
 
 import matplotlib.pyplot as plt
 
-from minillm import data
-from minillm.tokenizers import ByteBPETokenizer, CharTokenizer, SPLIT_PATTERN, merge_pair
+from minillm.training import data
+from minillm.tokenizers import ByteBPETokenizer, CharTokenizer, merge_pair
+from minillm.tokenizers.bpe import SPLIT_PATTERN
 
 QUICK = os.environ.get("MINILLM_NOTEBOOK_QUICK") == "1"   # set by tests/test_notebooks.py: a short run
 corpus = data.builtin_corpus()                            # docstrings of this Python's standard library
@@ -185,6 +186,6 @@ for allowed in (False, True):
 # - GPT-2's tokenizer is this algorithm with 50,000 merges learned from web text, saved as
 #   `vocab.json` + `merges.txt`. `ByteBPETokenizer.from_gpt2_files` reads them, and the tests check
 #   its ids against Hugging Face's on mixed text.
-# - BERT's WordPiece (`minillm/wordpiece.py`, notebook 06) also builds words from pieces, but it
+# - BERT's WordPiece (`minillm/tokenizers/wordpiece.py`, notebook 06) also builds words from pieces, but it
 #   works on characters, marks pieces inside a word with `##`, and needs an `[UNK]` token.
 # - Train a model on BPE tokens with `minillm train --tokenizer bpe --vocab-size 1024`.

@@ -3,7 +3,7 @@
 #
 # **Article:** part 2, section 3, step 5 (the backward pass) and part 1, section 4 (the math the
 # gradients come from).
-# **Code:** [`minillm/gradcheck.py`](../minillm/gradcheck.py) (the check), the `*_backward` functions
+# **Code:** [`minillm/gradcheck/finite_differences.py`](../minillm/gradcheck/finite_differences.py) (the check), the `*_backward` functions
 # in [`minillm/nn/`](../minillm/nn/) (what it checks), `minillm gradcheck` (all of them at once).
 #
 # minillm has no autograd. Every gradient exists because somebody derived it and typed it in, and

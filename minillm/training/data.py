@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backend
+from .. import backend
 
 LABEL_PACKAGES = ("asyncio", "email", "multiprocessing", "unittest")
 _SKIP_DIRS = {"test", "tests", "idlelib", "lib2to3", "site-packages", "dist-packages", "ensurepip", "turtledemo",

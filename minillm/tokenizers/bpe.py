@@ -1,93 +1,22 @@
-"""Tokenizers: text -> integer ids -> text.
+"""Byte-level byte-pair encoding (Sennrich et al. 2016; GPT-2, Radford et al. 2019).
 
-CharTokenizer: one id per character seen in the training text (plus special tokens). A character
-  it has never seen is an error, unless "[UNK]" is one of its special tokens.
-ByteBPETokenizer: byte-level byte-pair encoding (Sennrich et al. 2016; GPT-2, Radford et al. 2019).
-  Start from the 256 byte values, so any UTF-8 text (Chinese, emoji) is representable, and
-  repeatedly merge the most frequent adjacent pair into a new token:
-      vocab = 256 bytes;  repeat: (a, b) = most frequent pair;  new id = a + b
-  Text is first split into pieces (words with their leading space, numbers, punctuation,
-  whitespace) and merges never cross pieces, as in GPT-2.
-
-Special tokens ("<|endoftext|>", "[PAD]", "[CLS]", "[SEP]", "[MASK]") get their own ids after
-the regular vocabulary; ``encode(text, allowed_special=True)`` recognises them inside text.
-Both tokenizers save to / load from JSON. decode(encode(s)) == s for any string they accept.
+Start from the 256 byte values, so any UTF-8 text (Chinese, emoji) is representable, and
+repeatedly merge the most frequent adjacent pair into a new token:
+    vocab = 256 bytes;  repeat: (a, b) = most frequent pair;  new id = a + b
+Text is first split into pieces (words with their leading space, numbers, punctuation,
+whitespace) and merges never cross pieces, as in GPT-2. Special tokens get ids after the merges.
+decode(encode(s)) == s for every string.
 """
 import heapq
 import json
 import re
 from collections import Counter
 
+from .base import split_specials
+
 # GPT-2's split pattern, written with the standard library's re (\p{L} -> [^\W\d_], \p{N} -> \d):
 # contractions, letters with an optional leading space, digits, other symbols, whitespace runs.
 SPLIT_PATTERN = re.compile(r"""'(?:s|t|re|ve|m|ll|d)| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+""")
-
-
-def _split_specials(text, specials, allowed):
-    """[(piece, is_special)] with special-token strings cut out when ``allowed``."""
-    if not allowed or not specials:
-        return [(text, False)]
-    pattern = "(" + "|".join(re.escape(s) for s in sorted(specials, key=len, reverse=True)) + ")"
-    return [(p, p in specials) for p in re.split(pattern, text) if p]
-
-
-class CharTokenizer:
-    """Characters of a training text, sorted; ids 0..n-1, then special tokens."""
-
-    kind = "char"
-
-    def __init__(self, chars, special_tokens=()):
-        self.chars = list(chars)
-        self.stoi = {c: i for i, c in enumerate(self.chars)}
-        self.special_tokens = {s: len(self.chars) + i for i, s in enumerate(special_tokens)}
-        self.id_to_special = {i: s for s, i in self.special_tokens.items()}
-
-    @classmethod
-    def train(cls, text, special_tokens=()):
-        """A tokenizer whose vocabulary is the sorted set of characters of ``text``."""
-        if not text:
-            raise ValueError("CharTokenizer.train: the text is empty")
-        return cls(sorted(set(text)), special_tokens)
-
-    @property
-    def vocab_size(self):
-        """Number of ids: one per character of the training text + special tokens."""
-        return len(self.chars) + len(self.special_tokens)
-
-    def token_to_id(self, token):
-        """The id of one character or special token; KeyError if unknown."""
-        if token in self.special_tokens:
-            return self.special_tokens[token]
-        if token in self.stoi:
-            return self.stoi[token]
-        raise KeyError(f"unknown token {token!r}")
-
-    def encode(self, text, allowed_special=False):
-        """text -> ids, one per character; special tokens in the text become their ids only with allowed_special."""
-        ids = []
-        for piece, special in _split_specials(text, self.special_tokens, allowed_special):
-            if special:
-                ids.append(self.special_tokens[piece])
-                continue
-            unknown = sorted(set(piece) - self.stoi.keys())
-            if unknown and "[UNK]" in self.special_tokens:      # BERT-style vocabularies map them to [UNK]
-                unk = self.special_tokens["[UNK]"]
-                ids.extend(self.stoi.get(c, unk) for c in piece)
-                continue
-            if unknown:
-                shown = "".join(unknown[:10])
-                raise ValueError(f"CharTokenizer: {len(unknown)} character(s) not in the vocabulary: {shown!r} "
-                                 "(the tokenizer knows only characters of its training text)")
-            ids.extend(self.stoi[c] for c in piece)
-        return ids
-
-    def decode(self, ids):
-        """ids -> text: each id's character (or special token) joined."""
-        return "".join(self.id_to_special.get(i) or self.chars[i] for i in ids)
-
-    def to_dict(self):
-        """The characters and special tokens as a JSON-ready dict (tokenizer_from_dict inverts it)."""
-        return {"type": "char", "chars": "".join(self.chars), "special_tokens": list(self.special_tokens)}
 
 
 def merge_pair(ids, pair, new_id):
@@ -228,7 +157,7 @@ class ByteBPETokenizer:
         """text -> ids: split into words (SPLIT_PATTERN), then apply the merges inside each word.
         Special tokens written in the text become their ids only with allowed_special."""
         ids = []
-        for part, special in _split_specials(text, self.special_tokens, allowed_special):
+        for part, special in split_specials(text, self.special_tokens, allowed_special):
             if special:
                 ids.append(self.special_tokens[part])
             else:
@@ -308,27 +237,3 @@ def gpt2_byte_chars():
             chars[b] = chr(256 + extra)
             extra += 1
     return chars
-
-
-def tokenizer_from_dict(d):
-    """Rebuild a tokenizer from ``to_dict()`` output."""
-    if d.get("type") == "char":
-        return CharTokenizer(d["chars"], d.get("special_tokens", ()))
-    if d.get("type") == "bpe":
-        return ByteBPETokenizer(d["merges"], d.get("special_tokens", ()), d.get("ids"), d.get("special_ids"))
-    if d.get("type") == "wordpiece":
-        from .wordpiece import WordPieceTokenizer
-        return WordPieceTokenizer(d["vocab"], d.get("do_lower_case", True))
-    raise ValueError(f"unknown tokenizer type {d.get('type')!r} (expected 'char', 'bpe' or 'wordpiece')")
-
-
-def save_tokenizer(tokenizer, path):
-    """Write tokenizer.to_dict() to ``path`` as UTF-8 JSON."""
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(tokenizer.to_dict(), f, ensure_ascii=False)
-
-
-def load_tokenizer(path):
-    """The tokenizer saved by save_tokenizer at ``path`` (JSON, no pickle)."""
-    with open(path, encoding="utf-8") as f:
-        return tokenizer_from_dict(json.load(f))

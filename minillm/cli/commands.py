@@ -10,15 +10,16 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backend, data
-from .checkpoint import checkpoint_path, load_checkpoint
-from .models import (GPT, LSTMLM, BertConfig, BertForMaskedLM, BertForSequenceClassification, GPTConfig,
+from .. import backend, hub
+from ..training import data
+from ..training.checkpoint import checkpoint_path, load_checkpoint
+from ..models import (GPT, LSTMLM, BertConfig, BertForMaskedLM, BertForSequenceClassification, GPTConfig,
                      LSTMConfig)
-from .optim import AdamW, param_groups
-from .tasks import ClassifyTask, LMTask, MLMTask
-from .tokenizers import ByteBPETokenizer, CharTokenizer, tokenizer_from_dict
-from .train import TrainConfig, Trainer
-from .wordpiece import SPECIAL_TOKENS, WordPieceTokenizer, join_pieces
+from ..training.optim import AdamW, param_groups
+from ..training.tasks import ClassifyTask, LMTask, MLMTask
+from ..tokenizers import ByteBPETokenizer, CharTokenizer, tokenizer_from_dict
+from ..training.trainer import TrainConfig, Trainer
+from ..tokenizers.wordpiece import SPECIAL_TOKENS, WordPieceTokenizer, join_pieces
 
 BERT_SPECIALS = SPECIAL_TOKENS     # [PAD] [UNK] [CLS] [SEP] [MASK]: BERT's, whichever tokenizer it uses
 KINDS = {"gpt": (GPT, GPTConfig), "lstm": (LSTMLM, LSTMConfig), "bert": (BertForMaskedLM, BertConfig),
@@ -146,7 +147,7 @@ def load_pretrained_gpt2(path):
     for name in ("vocab.json", "merges.txt"):
         if not (path / name).is_file():
             raise FileNotFoundError(f"{path}: {name} is missing (a GPT-2 directory has vocab.json and merges.txt)")
-    model = GPT.from_pretrained(path)
+    model = hub.load_gpt2(path)
     tok = ByteBPETokenizer.from_gpt2_files(path / "vocab.json", path / "merges.txt")
     if tok.vocab_size > model.config.vocab_size:
         raise ValueError(f"{path}: the tokenizer has {tok.vocab_size} tokens but the model only {model.config.vocab_size}")
@@ -165,7 +166,7 @@ def load_pretrained_bert(path):
     lower = True
     if (path / "tokenizer_config.json").is_file():
         lower = json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8")).get("do_lower_case", True)
-    model = BertForMaskedLM.from_pretrained(path)
+    model = hub.load_bert(path)
     tok = WordPieceTokenizer.from_vocab_file(path / "vocab.txt", do_lower_case=lower)
     if tok.vocab_size > model.config.vocab_size:
         raise ValueError(f"{path}: vocab.txt has {tok.vocab_size} tokens but the model only {model.config.vocab_size}")

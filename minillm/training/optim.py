@@ -15,10 +15,10 @@ import math
 
 import numpy as np
 
-from . import backend
-from .nn.linear import Embedding
-from .nn.norm import LayerNorm
-from .nn.positional import LearnedPositionalEncoding
+from .. import backend
+from ..nn.linear import Embedding
+from ..nn.norm import LayerNorm
+from ..nn.positional import LearnedPositionalEncoding
 
 
 def param_groups(model, weight_decay):

@@ -22,63 +22,42 @@ Why it is faster: NumPy runs element-wise work (GELU, softmax, LayerNorm) on one
 BLAS matrix products use the others. With one replica per core, each replica's element-wise work
 runs on its own core too (NumPy releases the GIL inside its loops). BLAS must then run one thread
 per replica: two replicas each asking a 2-thread BLAS for its threads would wait on each other
-(measured: 1.6x slower than no parallelism). So the parallel sections set OpenBLAS, NumPy's BLAS on
-Linux and Windows wheels, to one thread and restore it afterwards (``blas_threads``).
+(docs/benchmarks.md). So the parallel sections set NumPy's BLAS to one thread, through
+threadpoolctl, and restore it afterwards (``blas_threads``).
 
 Dropout: each replica draws its masks from its own generator, seeded from minillm's main generator
 once per forward in the main thread, so a run is reproducible whatever order the threads run in.
 """
 import copy
-import ctypes
-import os
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
-from . import backend
-from .nn.module import Module
+from .. import backend
+from ..nn.module import Module
 
-_BLAS_SYMBOLS = (   # (set, get) in the OpenBLAS builds NumPy ships with (scipy-openblas) and plain ones
-    ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
-    ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
-    ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
-    ("openblas_set_num_threads", "openblas_get_num_threads"),
-)
 _blas = {}
 
 
-def _loaded_libraries():
-    """Paths of the shared libraries loaded in this process (Linux: /proc/self/maps; elsewhere: none),
-    NumPy's own first (PyTorch may bring another OpenBLAS)."""
-    try:
-        with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
-            paths = sorted({line.split()[-1] for line in f if ".so" in line and "/" in line})
-    except OSError:
-        return []
-    return sorted(paths, key=lambda path: "numpy" not in path)
+def _numpy_blas():
+    """threadpoolctl's controller of the BLAS library NumPy calls, or None where none is found.
 
-
-def _openblas():
-    """(set_num_threads, get_num_threads) of the OpenBLAS NumPy uses, or None when it cannot be found."""
-    if "fns" not in _blas:
-        _blas["fns"] = None
-        for path in _loaded_libraries():
-            if "openblas" not in os.path.basename(path).lower():
-                continue
-            lib = ctypes.CDLL(path)
-            for set_name, get_name in _BLAS_SYMBOLS:
-                if hasattr(lib, set_name) and hasattr(lib, get_name):
-                    setter, getter = getattr(lib, set_name), getattr(lib, get_name)
-                    setter.argtypes, setter.restype, getter.restype = [ctypes.c_int], None, ctypes.c_int
-                    _blas["fns"] = (setter, getter)
-                    return _blas["fns"]
-    return _blas["fns"]
+    threadpoolctl knows OpenBLAS, MKL and BLIS on every platform. NumPy's own library is preferred
+    (its path lies under NumPy's folder in NumPy's wheels), since PyTorch may bring another BLAS.
+    """
+    if "lib" not in _blas:
+        libs = ThreadpoolController().select(user_api="blas").lib_controllers
+        numpy_dir = np.__file__.rsplit("numpy", 1)[0]
+        ours = [lib for lib in libs if "numpy" in lib.filepath.replace(numpy_dir, "", 1)] or libs
+        _blas["lib"] = ours[0] if ours else None
+    return _blas["lib"]
 
 
 class blas_threads:
-    """``with blas_threads(n):`` runs the block with NumPy's OpenBLAS using n threads, then restores it.
+    """``with blas_threads(n):`` runs the block with NumPy's BLAS using n threads, then restores it.
 
-    ``blas_threads.available()`` says whether minillm found OpenBLAS in this process, and
+    ``blas_threads.available()`` says whether NumPy's BLAS was found in this process, and
     ``blas_threads.current()`` how many threads it runs (None where it was not found).
     """
 
@@ -87,21 +66,22 @@ class blas_threads:
 
     @staticmethod
     def available():
-        """True when NumPy's BLAS is an OpenBLAS whose thread count minillm can set."""
-        return _openblas() is not None
+        """True when threadpoolctl can set the thread count of NumPy's BLAS."""
+        return _numpy_blas() is not None
 
     @staticmethod
     def current():
-        """The number of threads NumPy's OpenBLAS runs now, or None where it was not found."""
-        return _openblas()[1]() if blas_threads.available() else None
+        """The number of threads NumPy's BLAS runs now, or None where it was not found."""
+        lib = _numpy_blas()
+        return None if lib is None else lib.get_num_threads()
 
     def __enter__(self):
         self.saved = blas_threads.current()
-        _openblas()[0](self.n)
+        _numpy_blas().set_num_threads(self.n)
         return self
 
     def __exit__(self, *exc):
-        _openblas()[0](self.saved)
+        _numpy_blas().set_num_threads(self.saved)
         return False
 
 
@@ -124,9 +104,8 @@ class DataParallel(Module):
             raise ValueError("DataParallel: the model's parameters must be NumPy arrays (it runs threads on "
                              "CPU cores); on a GPU, train the model itself")
         if n_threads > 1 and not blas_threads.available():
-            raise RuntimeError("DataParallel: n_threads > 1 needs NumPy's BLAS to be an OpenBLAS whose threads "
-                               "minillm can set (NumPy's wheels on Linux); none was found in this process, so "
-                               "use n_threads=1")
+            raise RuntimeError("DataParallel: n_threads > 1 needs a BLAS whose threads threadpoolctl can set; "
+                               "none was found in NumPy's libraries, so use n_threads=1")
         self.module, self.n_threads = module, n_threads
         self._replicas = [module] + [copy.deepcopy(module) for _ in range(n_threads - 1)]
         self._pool = ThreadPoolExecutor(n_threads - 1) if n_threads > 1 else None

@@ -19,7 +19,7 @@ invert encode exactly: case, accents and the spaces around punctuation are lost 
 """
 import unicodedata
 
-from .tokenizers import _split_specials
+from .base import split_specials
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 CLEAN_UP = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","))
@@ -127,7 +127,7 @@ class WordPieceTokenizer:
         """text -> ids. With allowed_special, "[MASK]" and the other special tokens written in the
         text are kept whole; otherwise they are read as text ("[", "mask", "]")."""
         ids = []
-        for part, special in _split_specials(text, self.special_tokens, allowed_special):
+        for part, special in split_specials(text, self.special_tokens, allowed_special):
             if special:
                 ids.append(self.special_tokens[part])
                 continue

@@ -2,12 +2,12 @@
 
 Each case builds a tiny float64 instance, runs forward and backward with a random
 upstream gradient and reports the largest relative error over its inputs and
-parameters (see minillm/gradcheck.py for the method).
+parameters (see minillm/gradcheck/finite_differences.py for the method).
 """
 import numpy as np
 
-from . import backend, nn
-from .gradcheck import TOLERANCE, check_module
+from .. import backend, nn
+from .finite_differences import TOLERANCE, check_module
 
 
 def _x(*shape, seed=0):
@@ -67,7 +67,7 @@ def _fixed_dropout(mask):
 
 
 def _cross_entropy_rows():
-    from .gradcheck import check_arrays
+    from .finite_differences import check_arrays
     rows = []
     targets = np.array([[0, 1, 2, 3], [4, 2, 2, 1]])
     for opts, label in (({}, ""), ({"ignore_index": 2}, "ignore_index"), ({"label_smoothing": 0.1}, "label smoothing")):
@@ -81,7 +81,7 @@ def _cross_entropy_rows():
 
 def model_cases():
     """Whole-model checks on tiny configs (weight tying included): GPT, BERT (both heads), LSTM LM."""
-    from .models import (GPT, LSTMLM, BertConfig, BertForMaskedLM, BertForSequenceClassification, GPTConfig,
+    from ..models import (GPT, LSTMLM, BertConfig, BertForMaskedLM, BertForSequenceClassification, GPTConfig,
                          LSTMConfig)
     idx = np.random.default_rng(0).integers(0, 11, (2, 6))
     pad = np.zeros((2, 6), dtype=bool)

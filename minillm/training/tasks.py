@@ -10,9 +10,9 @@ ClassifyTask   BERT sequence classification on [CLS], padded batches with a key-
 """
 import numpy as np
 
-from . import backend
+from .. import backend
 from .data import get_batch, mask_tokens
-from .nn import CrossEntropyLoss
+from ..nn import CrossEntropyLoss
 
 
 class LMTask:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backend
+from .. import backend
 from .checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from .optim import clip_grad_norm, lr_schedule
 from .parallel import DataParallel

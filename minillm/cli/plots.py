@@ -8,7 +8,7 @@ layer: row i of a map is how query position i spreads its attention over the key
 """
 import numpy as np
 
-from . import backend
+from .. import backend
 
 
 def attention_maps(model, ids):
@@ -19,10 +19,10 @@ def attention_maps(model, ids):
     model(with_batch)
     maps = []
     for block in blocks:
-        att_cache = block.self_attn.cache[1]
-        if att_cache[0] != "plain":
-            raise RuntimeError("attention maps need the plain attention path (the fused kernel keeps no P)")
-        maps.append(backend.to_numpy(att_cache[4][0]))           # ("plain", q * scale, k, v, p, ...): p is (B, H, T, T)
+        att_cache = block.self_attn.cache.attention
+        if not hasattr(att_cache, "probs"):
+            raise RuntimeError("attention maps need the weights P, which the fused kernel does not keep")
+        maps.append(backend.to_numpy(att_cache.probs[0]))        # P: (B, H, T, T) -> (H, T, T)
     for _, m in model.named_modules():
         m.cache = None                                            # forward-only: drop every cache
     return maps

@@ -19,6 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .models.bert import BERT, BertConfig, BertForMaskedLM
+from .models.gpt import GPT, GPTConfig
+
 GPT2_NAMES = {   # minillm name (per layer i): (GPT-2 name, transpose?)
     "norm1.weight": ("ln_1.weight", False), "norm1.bias": ("ln_1.bias", False),
     "self_attn.in_proj_weight": ("attn.c_attn.weight", True), "self_attn.in_proj_bias": ("attn.c_attn.bias", False),
@@ -84,7 +87,6 @@ def _take(weights, prefixes, name, path):
 # ============================================================================ GPT-2
 def load_gpt2(path):
     """A minillm GPT with the weights of a Hugging Face GPT-2 directory (GPT2LMHeadModel or GPT2Model)."""
-    from .models.gpt import GPT, GPTConfig
     config, w = read_pretrained(path)
     if config.get("model_type") != "gpt2":
         raise ValueError(f"{path}: config.json says model_type {config.get('model_type')!r}, expected 'gpt2'")
@@ -132,7 +134,6 @@ def save_gpt2(model, path):
 # ============================================================================ BERT
 def load_bert(path, with_mlm_head=True):
     """A minillm BertForMaskedLM (or the BERT encoder alone) from a Hugging Face BERT directory."""
-    from .models.bert import BERT, BertConfig, BertForMaskedLM
     config, w = read_pretrained(path)
     if config.get("model_type") != "bert":
         raise ValueError(f"{path}: config.json says model_type {config.get('model_type')!r}, expected 'bert'")

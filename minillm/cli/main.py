@@ -10,7 +10,7 @@ mistakes (bad options, existing output, missing files) and 1 for failures while 
 import argparse
 import sys
 
-from .checkpoint import CheckpointError
+from ..training.checkpoint import CheckpointError
 
 
 class UsageError(Exception):
@@ -47,9 +47,9 @@ def _dropout(text):
 
 def cmd_gradcheck(args):
     """minillm gradcheck: run the float64 gradient check of every model and print the table; exit 1 if any fails."""
-    from . import backend
-    from .gradcheck import TOLERANCE
-    from .gradcheck_suite import format_table, model_cases, run_suite
+    from .. import backend
+    from ..gradcheck import TOLERANCE
+    from ..gradcheck.suite import format_table, model_cases, run_suite
     if args.backend != "numpy":
         backend.use(args.backend)
     rows = run_suite(model_cases())

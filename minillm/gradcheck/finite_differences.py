@@ -15,7 +15,7 @@ which is ~1e-10 for a correct float64 backward and ~1e-2..1 for a wrong one.
 """
 import numpy as np
 
-from . import backend
+from .. import backend
 
 TOLERANCE = 1e-6
 

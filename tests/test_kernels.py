@@ -1,0 +1,185 @@
+"""The engine against the lesson: every kernel in kernels/ gives what its twin in minillm/nn/ gives.
+
+Each test runs the same inputs through the lesson (MINILLM_KERNELS=plain) and the engine (auto),
+in float64 (agreement to ~1e-12: only the order of additions differs) and float32 (a stated
+tolerance), on odd shapes (T = 1, 7, 65; widths that are not a multiple of a vector register;
+batch 1) and on non-contiguous inputs. Then the dispatch itself: what it records, the fallbacks,
+and that the whole gradient-check suite passes under both settings.
+"""
+import numpy as np
+import pytest
+
+from minillm.gradcheck.suite import model_cases, run_suite
+from minillm.gradcheck import TOLERANCE
+from minillm.kernels import dispatch
+from minillm.nn import activations, attention, linear, lstm, norm
+
+TOL = {np.float64: 1e-11, np.float32: 2e-5}
+SHAPES = [(1, 1, 3), (2, 7, 5), (3, 65, 33)]
+
+
+def both(monkeypatch, fn):
+    """fn() under the lesson and under the engine: (plain result, auto result)."""
+    monkeypatch.setenv("MINILLM_KERNELS", "plain")
+    plain = fn()
+    monkeypatch.setenv("MINILLM_KERNELS", "auto")
+    fast = fn()
+    return plain, fast
+
+
+def assert_same(plain, fast, dtype, what):
+    plain = [plain] if isinstance(plain, np.ndarray) else [p for p in plain if p is not None]
+    fast = [fast] if isinstance(fast, np.ndarray) else [f for f in fast if f is not None]
+    assert len(plain) == len(fast)
+    for n, (a, b) in enumerate(zip(plain, fast)):
+        assert b.dtype == a.dtype == dtype, f"{what}[{n}]: dtype {b.dtype} vs {a.dtype}"
+        scale = max(1.0, float(np.abs(a).max()))
+        err = float(np.abs(a - b).max()) / scale
+        assert err <= TOL[dtype], f"{what}[{n}]: engine differs from the lesson by {err:.2e} (bound {TOL[dtype]:g})"
+
+
+def rand(rng, shape, dtype, strided=False):
+    x = rng.standard_normal(shape).astype(dtype)
+    if strided:                                   # a non-contiguous view with the same shape
+        x = np.swapaxes(np.ascontiguousarray(np.swapaxes(x, 0, -1)), 0, -1)
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("strided", [False, True])
+def test_layer_norm(monkeypatch, rng, dtype, shape, strided):
+    x, w, b = rand(rng, shape, dtype, strided), rand(rng, shape[-1:], dtype), rand(rng, shape[-1:], dtype)
+    dout = rand(rng, shape, dtype)
+
+    def run():
+        out, cache = norm.layer_norm_forward(x, w, b)
+        return (out,) + tuple(norm.layer_norm_backward(dout, cache))
+    assert_same(*both(monkeypatch, run), dtype, "layer_norm")
+    assert dispatch.last("layer_norm").implementation == "cpu.layer_norm"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("approximate", ["tanh", "none"])
+@pytest.mark.parametrize("strided", [False, True])
+def test_gelu(monkeypatch, rng, dtype, approximate, strided):
+    x = rand(rng, (3, 65, 33), dtype, strided) * 4
+    x.reshape(-1)[:4] = [-30.0, -9.5, 12.0, 0.0] if not strided else x.reshape(-1)[:4]
+    dout = rand(rng, x.shape, dtype)
+
+    def run():
+        out, cache = activations.gelu_forward(x, approximate)
+        return out, activations.gelu_backward(dout, cache)
+    assert_same(*both(monkeypatch, run), dtype, f"gelu {approximate}")
+
+
+def test_gelu_large_input_in_many_blocks(monkeypatch, rng):
+    x = rng.standard_normal(200_001).astype(np.float32) * 5         # three 64K blocks and a remainder
+    plain, fast = both(monkeypatch, lambda: activations.gelu_forward(x)[0])
+    assert_same(plain, fast, np.float32, "gelu blocks")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear(monkeypatch, rng, dtype, shape, bias):
+    x, w = rand(rng, shape, dtype), rand(rng, (4, shape[-1]), dtype)
+    b = rand(rng, (4,), dtype) if bias else None
+    dout = rand(rng, shape[:-1] + (4,), dtype)
+
+    def run():
+        out, cache = linear.linear_forward(x, w, b)
+        return (out,) + tuple(linear.linear_backward(dout, cache))
+    assert_same(*both(monkeypatch, run), dtype, "linear")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n", [0, 1, 50])
+def test_embedding_backward(monkeypatch, rng, dtype, n):
+    idx = rng.integers(0, 7, (n,))
+    dout = rand(rng, (n, 3), dtype)
+    cache = linear.EmbeddingCache(idx, (7, 3))
+    plain, fast = both(monkeypatch, lambda: linear.embedding_backward(dout, cache, padding_idx=2))
+    assert_same(plain, fast, dtype, "embedding")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("T", [1, 7, 65])
+@pytest.mark.parametrize("mask", [None, "causal", "bool", "float", "padding", "dropout"])
+def test_attention(monkeypatch, rng, dtype, T, mask):
+    B, H, D = 2, 3, 5
+    q, k, v = (rand(rng, (B, H, T, D), dtype) for _ in range(3))
+    kw = {}
+    if mask == "causal":
+        kw["is_causal"] = True
+    elif mask == "bool":
+        m = rng.random((T, T)) > 0.3
+        m[:, 0] = True
+        kw["attn_mask"] = m
+    elif mask == "float":
+        kw["attn_mask"] = rand(rng, (B, 1, T, T), dtype)
+    elif mask == "padding":
+        pad = np.zeros((B, T), dtype=bool)
+        pad[1, T // 2:] = True                    # with T = 1, row 1 keeps its only key; T = 7: 4 pads
+        pad[0, :] = True                          # batch row 0: every key is padding (output 0)
+        kw["key_padding_mask"] = pad
+    elif mask == "dropout":
+        kw.update(dropout_p=0.25, dropout_mask=rng.random((B, H, T, T)) >= 0.25)
+    dout = rand(rng, q.shape, dtype)
+
+    def run():
+        out, cache = attention.scaled_dot_product_attention(q, k, v, **kw)
+        return (out,) + tuple(attention.scaled_dot_product_attention_backward(dout, cache))
+    assert_same(*both(monkeypatch, run), dtype, f"attention {mask}")
+    assert dispatch.last("scaled_dot_product_attention backward").implementation == "cpu.attention"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("B,T,I,H", [(1, 1, 3, 5), (2, 7, 4, 6), (3, 65, 17, 9)])
+def test_lstm_cell_and_sequence(monkeypatch, rng, dtype, B, T, I, H):
+    x, h0, c0 = rand(rng, (B, T, I), dtype), rand(rng, (B, H), dtype), rand(rng, (B, H), dtype)
+    weights = [rand(rng, s, dtype) for s in ((4 * H, I), (4 * H, H), (4 * H,), (4 * H,))]
+    weights[0][0, 0] = 60.0                        # a saturated gate (e^-z overflows in the one-exp form)
+    dy, dh, dc = rand(rng, (B, T, H), dtype), rand(rng, (B, H), dtype), rand(rng, (B, H), dtype)
+
+    def sequence():
+        y, h, c, cache = lstm.lstm_forward(x, h0, c0, *weights)
+        return (y, h, c) + tuple(lstm.lstm_backward(dy, dh, dc, cache))
+
+    def cell():
+        h, c, cache = lstm.lstm_cell_forward(x[:, 0], h0, c0, *weights)
+        return (h, c) + tuple(lstm.lstm_cell_backward(dh, dc, cache))
+    with np.errstate(over="raise"):
+        assert_same(*both(monkeypatch, sequence), dtype, "lstm")
+        assert_same(*both(monkeypatch, cell), dtype, "lstm_cell")
+
+
+def test_plain_mode_runs_the_lesson_and_says_so(monkeypatch, rng):
+    monkeypatch.setenv("MINILLM_KERNELS", "plain")
+    x = rng.standard_normal((2, 4))
+    out, cache = norm.layer_norm_forward(x, np.ones(4), np.zeros(4))
+    assert type(cache) is norm.LayerNormCache
+    assert dispatch.last("layer_norm") == dispatch.Choice("plain", "MINILLM_KERNELS=plain")
+
+
+def test_ineligible_input_falls_back_with_a_reason(monkeypatch):
+    monkeypatch.setenv("MINILLM_KERNELS", "auto")
+    x = np.ones((2, 4), dtype=np.float16)
+    out, cache = norm.layer_norm_forward(x, np.ones(4, np.float16), np.zeros(4, np.float16))
+    assert type(cache) is norm.LayerNormCache and out.dtype == np.float16
+    choice = dispatch.last("layer_norm")
+    assert choice.implementation == "plain" and "float16" in choice.reason
+
+
+def test_an_unknown_mode_is_an_error_naming_the_variable(monkeypatch):
+    monkeypatch.setenv("MINILLM_KERNELS", "fast")
+    with pytest.raises(ValueError, match="MINILLM_KERNELS must be one of .*'fast'"):
+        norm.layer_norm_forward(np.ones((1, 3)), np.ones(3), np.zeros(3))
+
+
+@pytest.mark.parametrize("mode", ["plain", "auto"])
+def test_gradient_check_suite_passes_under_both_settings(monkeypatch, mode):
+    monkeypatch.setenv("MINILLM_KERNELS", mode)
+    rows = run_suite(model_cases())
+    failed = [(name, opts, err) for name, opts, err in rows if not err <= TOLERANCE]
+    assert len(rows) >= 31 and not failed, f"MINILLM_KERNELS={mode}: {failed}"
