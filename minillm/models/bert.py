@@ -9,6 +9,7 @@ Masked-LM head:      logits = (LN(GELU(x W_t + b_t))) @ tok^T + b     (B, T, V),
 Classification head: logits = tanh(x[:, 0] W_p + b_p) W_c + b_c       (B, K), read from [CLS]
 """
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 from .. import backend
 from ..nn import (GELU, Dropout, Embedding, LayerNorm, LearnedPositionalEncoding, Linear, Module, ModuleList,
@@ -100,6 +101,12 @@ class BertForMaskedLM(Module):
         return asdict(self.config)
 
 
+class ClassifierCache(NamedTuple):
+    """The pooled [CLS] vector tanh(W_p h[:, 0] + b_p) (B, C) and the encoder output's shape."""
+    pooled: object
+    hidden_shape: tuple
+
+
 class BertForSequenceClassification(Module):
     """Encoder + pooler (tanh Linear on [CLS]) + Linear classifier. -> logits (B, num_labels)."""
 
@@ -115,7 +122,7 @@ class BertForSequenceClassification(Module):
         h = self.bert(idx, segments, key_padding_mask)               # (B, T, C)
         xp = backend.get_array_module(h)
         pooled = xp.tanh(self.pooler(h[:, 0]))                        # [CLS] -> (B, C)
-        self.cache = (pooled, h.shape)
+        self.cache = ClassifierCache(pooled, h.shape)
         return self.classifier(self.drop(pooled))
 
     def backward(self, dlogits):

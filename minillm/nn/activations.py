@@ -92,12 +92,18 @@ def gelu_backward(dout, cache):
 
 
 # ============================================================================ softmax
+class SoftmaxCache(NamedTuple):
+    """The forward's output (softmax p, or log-softmax) and the axis it ran along."""
+    out: object
+    axis: int
+
+
 def softmax_forward(x, axis=-1):
     """p_i = exp(x_i - m) / sum_j exp(x_j - m) along ``axis``, m = max_j x_j.  x: (...) -> p: (...)."""
     xp = backend.get_array_module(x)
     e = xp.exp(x - x.max(axis=axis, keepdims=True))
     p = e / e.sum(axis=axis, keepdims=True)
-    return p, (p, axis)
+    return p, SoftmaxCache(p, axis)
 
 
 def softmax_backward(dout, cache):
@@ -111,7 +117,7 @@ def log_softmax_forward(x, axis=-1):
     xp = backend.get_array_module(x)
     z = x - x.max(axis=axis, keepdims=True)
     out = z - xp.log(xp.exp(z).sum(axis=axis, keepdims=True))
-    return out, (out, axis)
+    return out, SoftmaxCache(out, axis)
 
 
 def log_softmax_backward(dout, cache):

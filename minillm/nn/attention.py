@@ -129,11 +129,11 @@ def scaled_dot_product_attention_backward(dout, cache):
     """
     if not isinstance(cache, AttentionCache):
         return dispatch.backward("scaled_dot_product_attention", dout, cache)
-    q, k, v, probs, probs_dropped, mask, dropout_p, scale = cache
+    q, k, v, probs, probs_dropped, dropout_mask, dropout_p, scale = cache
     dv = probs_dropped.swapaxes(-1, -2) @ dout                      # (B,H,S,D)
     dprobs = dout @ v.swapaxes(-1, -2)                              # (B,H,T,S)
     if dropout_p > 0:
-        dprobs = dprobs * mask / (1.0 - dropout_p)
+        dprobs = dprobs * dropout_mask / (1.0 - dropout_p)
     dscores = probs * (dprobs - (dprobs * probs).sum(axis=-1, keepdims=True))
     dq = (dscores @ k) * scale                                      # (B,H,T,S) x (B,H,S,D) -> (B,H,T,D)
     dk = (dscores.swapaxes(-1, -2) @ q) * scale                     # (B,H,S,T) x (B,H,T,D) -> (B,H,S,D)

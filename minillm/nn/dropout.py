@@ -6,15 +6,23 @@ so the expected output equals the input and evaluation needs no rescaling.
     mask ~ Bernoulli(1 - p)          same shape as x
     out  = x * mask / (1 - p)
 """
+from typing import NamedTuple
+
 from .. import backend
 from .checks import check_float
 from .module import Module
 
 
+class DropoutCache(NamedTuple):
+    """The keep-mask and the scale 1 / (1 - p) the forward used."""
+    mask: object
+    scale: float
+
+
 def dropout_forward(x, p, mask):
     """x: (...), mask: (...) bool (True = keep) -> out: (...). The mask is an argument so tests can fix it."""
     scale = 1.0 / (1.0 - p)
-    return x * mask * scale, (mask, scale)
+    return x * mask * scale, DropoutCache(mask, scale)
 
 
 def dropout_backward(dout, cache):

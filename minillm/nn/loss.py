@@ -10,12 +10,24 @@ logits z: (N, V) or (B, T, V); targets y: (N,) or (B, T) integer class ids.
 With eps = 0 this is the negative log-likelihood -log p(y_n), so minimising it is
 maximum likelihood; exp(loss) is the perplexity.
 """
+from typing import NamedTuple
+
 import numpy as np
 
 from .. import backend
 from .activations import log_softmax_forward
 from .checks import check_float
 from .module import Module
+
+
+class CrossEntropyCache(NamedTuple):
+    """What cross_entropy_backward needs from the forward."""
+    logp: object          # (N, V) log-softmax of the logits
+    targets: object       # (N,) target ids (ignored ones replaced by 0)
+    valid: object         # (N,) bool, False where the target is ignore_index
+    count: int            # number of valid targets (at least 1)
+    label_smoothing: float
+    logits_shape: tuple
 
 
 def cross_entropy_forward(logits, targets, ignore_index=-100, label_smoothing=0.0):
@@ -33,7 +45,7 @@ def cross_entropy_forward(logits, targets, ignore_index=-100, label_smoothing=0.
     count = max(int(valid.sum()), 1)   # all targets ignored: loss 0 and no gradient (torch gives NaN)
     # count as logits' dtype: NumPy 1.x turns float32 scalar / Python int into float64
     loss = (nll * valid).sum() / z.dtype.type(count)
-    return loss, (logp, y_safe, valid, count, label_smoothing, logits.shape)
+    return loss, CrossEntropyCache(logp, y_safe, valid, count, label_smoothing, logits.shape)
 
 
 def cross_entropy_backward(cache, dloss=1.0):

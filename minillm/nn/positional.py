@@ -7,6 +7,8 @@ Sinusoidal (Vaswani et al. 2017, fixed):
     P[t, 2i+1] = cos(t / 10000^(2i/C))
 Learned (GPT-2, BERT): P is a trained parameter ``weight``.
 """
+from typing import NamedTuple
+
 import numpy as np
 
 from .. import backend
@@ -25,13 +27,19 @@ def sinusoidal_table(max_len, dim, dtype=None):
     return backend.to_device(table.astype(dtype or backend.DEFAULT_DTYPE))
 
 
+class PositionalCache(NamedTuple):
+    """Which rows of the table the forward added: offset .. offset + length - 1."""
+    offset: int
+    length: int
+
+
 def positional_forward(x, table, offset=0):
     """out = x + table[offset:offset+T].  x: (B, T, C), table: (max_len, C) -> (B, T, C).
 
     ``offset`` > 0 when generating with a KV cache: the new tokens sit after the cached ones.
     """
     T = x.shape[1]
-    return x + table[offset:offset + T], (offset, T)
+    return x + table[offset:offset + T], PositionalCache(offset, T)
 
 
 def positional_backward(dout):
