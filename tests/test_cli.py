@@ -42,6 +42,28 @@ def test_train_writes_checkpoint_log_curve_and_prints_a_sample(runs, capsys):
         assert {"ckpt.npz", "log.csv", "loss.png"} <= {p.name for p in (runs / model).iterdir()}
 
 
+def test_train_ends_with_the_next_command_and_that_command_runs(runs, tmp_path, capsys):
+    out = tmp_path / "run one"                                  # a space: the printed line must quote it
+    assert main(["train", "--data", str(runs / "code.txt"), "--out", str(out)] + TINY[:-1] + ["3"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("next: minillm generate --ckpt ")
+    import shlex
+    args = shlex.split(last[len("next: minillm "):])
+    assert main(args) == 0 and capsys.readouterr().out.startswith("Return the ")
+
+
+def test_version_and_defaults_in_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    import minillm
+    assert capsys.readouterr().out.strip() == f"minillm {minillm.__version__}"
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for default in ("(default: gpt)", "(default: 2000)", "(default: 0.001)", "(default: 12)"):
+        assert default in text, default
+
+
 @pytest.mark.parametrize("opts", [[], ["--greedy"], ["--temperature", "0.5"], ["--top-k", "5"], ["--top-p", "0.9"],
                                   ["--greedy", "--no-cache"], ["--seed", "3", "--top-k", "3", "--top-p", "0.8"]])
 def test_generate_options(runs, capsys, opts):
@@ -74,7 +96,9 @@ def test_fill_mask_and_classify(runs, capsys, ckpt):
     assert "mask at token" in capsys.readouterr().out
     assert main(["classify", "--ckpt", str(runs / ckpt), "--max-steps", "4", "--max-len", "16",
                  "--out", str(runs / f"cls-{ckpt}")]) == 0
-    assert "test accuracy, BERT pretrained" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "test accuracy, BERT pretrained" in printed and f"checkpoint in {runs / f'cls-{ckpt}'}" in printed
+    assert "perplexity" not in printed
     assert main(["classify", "--ckpt", str(runs / ckpt), "--max-steps", "2", "--max-len", "16", "--from-scratch",
                  "--train-examples", "8", "--out", str(runs / f"cls-few-{ckpt}")]) == 0
     assert "8 training / " in capsys.readouterr().out
@@ -173,6 +197,8 @@ def test_resume_continues(runs, capsys):
     (["fill-mask", "--ckpt", "CKPT/gpt", "a [MASK]"], 1, "holds a 'gpt' model; this command needs 'bert'"),
     (["fill-mask", "--ckpt", "CKPT/bert", "no mask here"], 1, "contains no [MASK] token"),
     (["train", "--data", "CKPT/code.txt", "--out", "CKPT/gpt"], 2, "already holds a checkpoint"),
+    (["train", "--data", "CKPT"], 1, "is a directory, not a text file"),
+    (["plot-attention", "--ckpt", "CKPT/gpt", "--text", "def", "--out", "CKPT/figure"], 2, "--out must name a .png file"),
     (["train", "--data", "CKPT/missing.txt", "--out", "CKPT/new"], 2, "does not exist"),
     (["train", "--data", "CKPT/code.txt", "--out", "CKPT/new2", "--resume"], 2, "--resume: no checkpoint at"),
     (["train", "--data", "CKPT/code.txt", "--n-embd", "30", "--n-head", "4"], 2, "not divisible by --n-head 4"),
@@ -214,6 +240,14 @@ def test_plot_attention_writes_a_png(runs, tmp_path, model):
     out = run("plot-attention", "--ckpt", str(runs / model), "--text", "def f(x):", "--out", str(png))
     assert out.returncode == 0, out.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out.stdout.startswith(f"wrote {png} ")
+
+
+def test_plot_attention_writes_next_to_the_checkpoint_by_default(runs):
+    out = run("plot-attention", "--ckpt", str(runs / "gpt"), "--text", "def")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"wrote {runs / 'gpt' / 'attention.png'} ")
+    assert (runs / "gpt" / "attention.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_gradcheck_command_passes():

@@ -3,6 +3,7 @@
 cli.py parses the options and calls these functions; they can be called from Python too.
 """
 import json
+import shlex
 import sys
 import time
 from dataclasses import asdict
@@ -114,7 +115,16 @@ def train(args):
             prompt_ids = tokenizer.encode(prompt)
         ids = model.generate(np.array([prompt_ids]), 300, temperature=0.8, top_k=40, seed=args.seed)
         print(f"\nsample (prompt {prompt!r}, temperature 0.8, top-k 40):\n" + tokenizer.decode(ids[0].tolist()))
+    print("\nnext: " + next_command(args.model, out))
     return out
+
+
+def next_command(kind, out):
+    """The command that uses the checkpoint a training run wrote in ``out``, as one copy-pasteable line."""
+    folder = shlex.quote(str(out))
+    if kind == "bert":
+        return f'minillm fill-mask --ckpt {folder} "Return the [MASK] of the list."'
+    return f'minillm generate --ckpt {folder} --prompt "Return the " --max-new-tokens 200'
 
 
 def generate(args):
@@ -248,5 +258,5 @@ def classify(args):
     acc = task.accuracy(trainer.model)
     label = "from scratch" if args.from_scratch else f"pretrained ({args.ckpt})"
     print(f"{len(names)} classes {names}; {len(train_ex)} training / {len(test_ex)} test docstrings")
-    print(f"test accuracy, BERT {label}: {acc:.3f} (chance {1 / len(names):.3f})")
+    print(f"test accuracy, BERT {label}: {acc:.3f} (chance {1 / len(names):.3f}); checkpoint in {out}")
     return acc

@@ -9,6 +9,7 @@ mistakes (bad options, existing output, missing files) and 1 for failures while 
 """
 import argparse
 import sys
+from pathlib import Path
 
 from ..training.checkpoint import CheckpointError
 
@@ -110,92 +111,107 @@ def cmd_plot_attention(args):
     if len(ids) > limit:
         raise UsageError(f"--text has {len(ids)} tokens; this model reads at most {limit}")
     labels = [tok.decode([i]) for i in ids]
-    path = plot_attention(attention_maps(model, ids), labels, args.out,
+    out = args.out or str(Path(args.ckpt) / "attention.png")
+    if not out.lower().endswith(".png"):
+        raise UsageError(f"--out must name a .png file, got {out}")
+    path = plot_attention(attention_maps(model, ids), labels, out,
                           f"{meta['kind']} {args.ckpt}: attention weights (row: query, column: key)")
     print(f"wrote {path} ({len(ids)} tokens, {len(labels)} labels)")
     return 0
 
 
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Help that ends each option with its default, unless the help already says it or there is none."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return text + " (default: %(default)s)"
+
+
 def build_parser():
     """The argparse parser of every subcommand (each with --help)."""
+    from .. import __version__
     p = argparse.ArgumentParser(prog="minillm", description="Language models from first principles, every backward pass by hand.")
+    p.add_argument("--version", action="version", version=f"minillm {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    t = sub.add_parser("train", help="train a GPT, BERT or LSTM language model", description=(
+    t = sub.add_parser(formatter_class=DefaultsFormatter, name="train", help="train a GPT, BERT or LSTM language model", description=(
         "Train a model on the built-in corpus (standard-library docstrings) or --data PATH. With no options: "
         "a small character-level GPT for at most 4 minutes, then a sample."))
-    t.add_argument("--model", choices=["gpt", "bert", "lstm"], default="gpt")
+    t.add_argument("--model", choices=["gpt", "bert", "lstm"], default="gpt", help="which model to train")
     t.add_argument("--data", metavar="PATH", help="a UTF-8 text file (default: the built-in corpus)")
-    t.add_argument("--tokenizer", choices=["char", "bpe"], default="char")
-    t.add_argument("--vocab-size", type=_positive_int, default=512, help="BPE vocabulary size (default 512)")
-    t.add_argument("--n-layer", type=_positive_int, default=4)
-    t.add_argument("--n-head", type=_positive_int, default=4)
+    t.add_argument("--tokenizer", choices=["char", "bpe"], default="char", help="characters, or byte-level BPE trained on the text")
+    t.add_argument("--vocab-size", type=_positive_int, default=512, help="BPE vocabulary size")
+    t.add_argument("--n-layer", type=_positive_int, default=4, help="layers (transformer blocks or LSTM layers)")
+    t.add_argument("--n-head", type=_positive_int, default=4, help="attention heads")
     t.add_argument("--n-embd", type=_positive_int, default=128, help="model width (LSTM: embedding size)")
     t.add_argument("--hidden-size", type=_positive_int, default=256, help="LSTM hidden size")
     t.add_argument("--block-size", type=_positive_int, default=64, help="context length in tokens")
-    t.add_argument("--dropout", type=_dropout, default=0.0)
-    t.add_argument("--batch-size", type=_positive_int, default=12)
-    t.add_argument("--lr", type=_positive_float, default=1e-3)
-    t.add_argument("--weight-decay", type=float, default=0.1)
-    t.add_argument("--warmup-steps", type=int, default=100)
-    t.add_argument("--max-steps", type=_positive_int, default=2000)
-    t.add_argument("--max-seconds", type=float, default=240.0, help="stop after this much training time (0: none)")
-    t.add_argument("--eval-interval", type=_positive_int, default=250)
-    t.add_argument("--eval-batches", type=_positive_int, default=10)
-    t.add_argument("--out", metavar="DIR", help="output directory (default runs/<model>-<time>)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
+    t.add_argument("--dropout", type=_dropout, default=0.0, help="dropout probability")
+    t.add_argument("--batch-size", type=_positive_int, default=12, help="sequences per step")
+    t.add_argument("--lr", type=_positive_float, default=1e-3, help="peak learning rate (AdamW)")
+    t.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay of the matrices")
+    t.add_argument("--warmup-steps", type=int, default=100, help="linear warm-up steps before the cosine decay")
+    t.add_argument("--max-steps", type=_positive_int, default=2000, help="stop after this many steps")
+    t.add_argument("--max-seconds", type=float, default=240.0, help="stop after this many seconds of training (0: no limit)")
+    t.add_argument("--eval-interval", type=_positive_int, default=250, help="steps between validation losses")
+    t.add_argument("--eval-batches", type=_positive_int, default=10, help="batches per validation loss")
+    t.add_argument("--out", metavar="DIR", help="output folder (default: runs/<model>-<date>-<time>)")
+    t.add_argument("--seed", type=int, default=0, help="seed of the initial weights, batches and dropout")
+    t.add_argument("--backend", choices=["numpy", "cupy"], default="numpy", help="arrays on the CPU (NumPy) or a GPU (CuPy)")
     t.add_argument("--threads", type=_positive_int, default=1,
                    help="CPU cores to train on: the batch is split into this many shards, one model replica "
-                        "per thread (data parallelism, NumPy backend; default 1)")
+                        "per thread (data parallelism, NumPy backend)")
     t.add_argument("--resume", action="store_true", help="continue the checkpoint in --out exactly")
     t.set_defaults(func=cmd_train)
 
-    g = sub.add_parser("generate", help="continue a prompt with a trained GPT or LSTM, or a GPT-2 directory")
+    g = sub.add_parser(formatter_class=DefaultsFormatter, name="generate", help="continue a prompt with a trained GPT or LSTM, or a GPT-2 directory")
     src = g.add_mutually_exclusive_group(required=True)
     src.add_argument("--ckpt", metavar="DIR", help="a checkpoint from `minillm train`")
     src.add_argument("--pretrained", metavar="DIR", help="a Hugging Face GPT-2 directory: config.json, "
                      "model.safetensors, vocab.json, merges.txt")
-    g.add_argument("--prompt", required=True)
-    g.add_argument("--max-new-tokens", type=_positive_int, default=200)
-    g.add_argument("--temperature", type=_positive_float, default=1.0)
-    g.add_argument("--top-k", type=_positive_int, default=None)
+    g.add_argument("--prompt", required=True, help="the text to continue")
+    g.add_argument("--max-new-tokens", type=_positive_int, default=200, help="tokens to generate")
+    g.add_argument("--temperature", type=_positive_float, default=1.0, help="divide the logits by this before sampling")
+    g.add_argument("--top-k", type=_positive_int, default=None, help="sample among the k most likely tokens")
     g.add_argument("--top-p", type=_probability, default=None, help="nucleus sampling, in (0, 1]")
     g.add_argument("--greedy", action="store_true", help="always take the most likely token")
     g.add_argument("--no-cache", action="store_true", help="recompute the whole context each step (slow)")
-    g.add_argument("--seed", type=int, default=None)
+    g.add_argument("--seed", type=int, default=None, help="seed of the sampling (default: a fresh draw)")
     g.set_defaults(func=cmd_generate)
 
-    f = sub.add_parser("fill-mask", help="predict the [MASK] tokens of a text with a trained BERT or a BERT directory")
+    f = sub.add_parser(formatter_class=DefaultsFormatter, name="fill-mask", help="predict the [MASK] tokens of a text with a trained BERT or a BERT directory")
     fsrc = f.add_mutually_exclusive_group(required=True)
     fsrc.add_argument("--ckpt", metavar="DIR", help="a checkpoint from `minillm train --model bert`")
     fsrc.add_argument("--pretrained", metavar="DIR", help="a Hugging Face BertForMaskedLM directory: "
                       "config.json, model.safetensors, vocab.txt")
     f.add_argument("text", help='e.g. "Return the [MASK]ength of the list."')
-    f.add_argument("--top", type=_positive_int, default=5)
+    f.add_argument("--top", type=_positive_int, default=5, help="candidates shown per [MASK]")
     f.set_defaults(func=cmd_fill_mask)
 
-    c = sub.add_parser("classify", help="fine-tune a BERT checkpoint on the docstring-package task, print test accuracy")
+    c = sub.add_parser(formatter_class=DefaultsFormatter, name="classify", help="fine-tune a BERT checkpoint on the docstring-package task, print test accuracy")
     c.add_argument("--ckpt", required=True, metavar="DIR", help="a BERT checkpoint from `minillm train --model bert`")
     c.add_argument("--from-scratch", action="store_true", help="same network and tokenizer, random weights")
-    c.add_argument("--max-steps", type=_positive_int, default=300)
-    c.add_argument("--batch-size", type=_positive_int, default=32)
-    c.add_argument("--lr", type=_positive_float, default=3e-4)
-    c.add_argument("--max-len", type=_positive_int, default=64)
+    c.add_argument("--max-steps", type=_positive_int, default=300, help="fine-tuning steps")
+    c.add_argument("--batch-size", type=_positive_int, default=32, help="docstrings per step")
+    c.add_argument("--lr", type=_positive_float, default=3e-4, help="learning rate (AdamW)")
+    c.add_argument("--max-len", type=_positive_int, default=64, help="tokens read per docstring")
     c.add_argument("--train-examples", type=_positive_int, metavar="N",
                    help="fine-tune on only N training docstrings (N / 4 per class; default: all)")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--out", metavar="DIR")
+    c.add_argument("--seed", type=int, default=0, help="seed of the head's weights and the batches")
+    c.add_argument("--out", metavar="DIR", help="output folder (default: runs/classify-<start>-<date>-<time>)")
     c.set_defaults(func=cmd_classify)
 
-    a = sub.add_parser("plot-attention", help="draw a GPT or BERT checkpoint's attention weights on a text (PNG)")
-    a.add_argument("--ckpt", required=True, metavar="DIR")
-    a.add_argument("--text", required=True)
-    a.add_argument("--out", default="attention.png", metavar="PNG")
+    a = sub.add_parser(formatter_class=DefaultsFormatter, name="plot-attention", help="draw a GPT or BERT checkpoint's attention weights on a text (PNG)")
+    a.add_argument("--ckpt", required=True, metavar="DIR", help="a GPT or BERT checkpoint")
+    a.add_argument("--text", required=True, help="the text whose attention is drawn")
+    a.add_argument("--out", metavar="PNG", help="the figure to write (default: DIR/attention.png)")
     a.set_defaults(func=cmd_plot_attention)
 
-    k = sub.add_parser("gradcheck", help="check every hand-written backward against finite differences (float64)")
-    k.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
+    k = sub.add_parser(formatter_class=DefaultsFormatter, name="gradcheck", help="check every hand-written backward against finite differences (float64)")
+    k.add_argument("--backend", choices=["numpy", "cupy"], default="numpy", help="where the checks run")
     k.set_defaults(func=cmd_gradcheck)
     return p
 

@@ -1,11 +1,14 @@
 """Figures from the command line: what a trained model attends to.
 
-    minillm plot-attention --ckpt DIR --text "Return the list." [--out attention.png]
+    minillm plot-attention --ckpt DIR --text "Return the list." [--out PNG]   # default: DIR/attention.png
 
 Runs the text through a GPT or BERT checkpoint on the NumPy backend and draws, for every layer
 (rows) and head (columns), the attention weights P = softmax(QK^T / sqrt(d) + mask) of that
 layer: row i of a map is how query position i spreads its attention over the key positions.
 """
+import os
+from pathlib import Path
+
 import numpy as np
 
 from .. import backend
@@ -32,17 +35,20 @@ def plot_attention(maps, labels, path, title=""):
     """Draw a grid of heat maps (layers x heads) with token labels on both axes; writes a PNG."""
     from matplotlib.figure import Figure          # no pyplot: no GUI backend is chosen
     L, H = len(maps), maps[0].shape[0]
-    size = 1.2 + 0.18 * len(labels)
-    fig = Figure(figsize=(size * H, size * L))
+    size = 1.6 + 0.18 * len(labels)
+    fig = Figure(figsize=(size * H + 1.0, size * L + 0.6), layout="constrained")   # room for titles and the bar
     axes = fig.subplots(L, H, squeeze=False)
+    image = None
     for layer in range(L):
         for head in range(H):
             ax = axes[layer][head]
-            ax.imshow(maps[layer][head], cmap="viridis", vmin=0, vmax=1)
+            image = ax.imshow(maps[layer][head], cmap="viridis", vmin=0, vmax=1)
             ax.set_xticks(range(len(labels)), labels, fontsize=6, rotation=90)
             ax.set_yticks(range(len(labels)), labels, fontsize=6)
             ax.set_title(f"layer {layer} head {head}", fontsize=8)
-    fig.suptitle(title or "attention weights (row: query, column: key)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.colorbar(image, ax=axes, shrink=0.8, label="attention weight")
+    fig.suptitle(title or "attention weights (row: query, column: key)", fontsize=10)
+    tmp = Path(path).with_name(Path(path).name + ".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    os.replace(tmp, path)                          # a failed save leaves an earlier figure whole
     return path

@@ -97,8 +97,12 @@ def builtin_corpus(verbose=True):
 def read_text_file(path):
     """A user's UTF-8 text file, with clear errors for missing, empty or non-UTF-8 files."""
     p = Path(path)
-    if not p.is_file():
+    if p.is_dir():
+        raise ValueError(f"data file {path} is a directory, not a text file")
+    if not p.exists():
         raise FileNotFoundError(f"data file {path} does not exist")
+    if not p.is_file():
+        raise ValueError(f"data file {path} is not a regular file (a pipe or a device?)")
     try:
         text = p.read_text(encoding="utf-8-sig")          # -sig: drop the byte-order mark some editors write
     except UnicodeDecodeError as e:
