@@ -106,6 +106,7 @@ def train(args):
         print(f"\nfill-mask example: {example!r}")
         for line in fill_mask(model, tokenizer, example, 3):
             print("  " + line)
+        next_line = f"minillm fill-mask --ckpt {shlex.quote(str(out))} {shlex.quote(example)}"
     else:
         prompt = "The "
         try:
@@ -115,16 +116,9 @@ def train(args):
             prompt_ids = tokenizer.encode(prompt)
         ids = model.generate(np.array([prompt_ids]), 300, temperature=0.8, top_k=40, seed=args.seed)
         print(f"\nsample (prompt {prompt!r}, temperature 0.8, top-k 40):\n" + tokenizer.decode(ids[0].tolist()))
-    print("\nnext: " + next_command(args.model, out))
+        next_line = f"minillm generate --ckpt {shlex.quote(str(out))} --prompt {shlex.quote(prompt)} --max-new-tokens 200"
+    print("\nnext: " + next_line)             # the command that uses this checkpoint, ready to paste
     return out
-
-
-def next_command(kind, out):
-    """The command that uses the checkpoint a training run wrote in ``out``, as one copy-pasteable line."""
-    folder = shlex.quote(str(out))
-    if kind == "bert":
-        return f'minillm fill-mask --ckpt {folder} "Return the [MASK] of the list."'
-    return f'minillm generate --ckpt {folder} --prompt "Return the " --max-new-tokens 200'
 
 
 def generate(args):
