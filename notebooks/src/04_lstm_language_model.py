@@ -121,19 +121,20 @@ emb = model.embedding(x_ids)
 model.embedding.cache = None
 lstm = model.lstm
 H = cfg.hidden_size
-_, _, _, (_, _, _, _, steps) = lstm_forward(emb, np.zeros((1, H), np.float32), np.zeros((1, H), np.float32),
-                                            lstm.weight_ih_l0.data, lstm.weight_hh_l0.data,
-                                            lstm.bias_ih_l0.data, lstm.bias_hh_l0.data)
-gates = np.stack([s[0][:, 0] for s in steps])       # each step's gates are a (4H, B) column block -> (T, 4H): i, f, g, o
+os.environ["MINILLM_KERNELS"] = "plain"      # the lesson's code: its cache names every gate of every step
+_, _, _, cache = lstm_forward(emb, np.zeros((1, H), np.float32), np.zeros((1, H), np.float32),
+                              lstm.weight_ih_l0.data, lstm.weight_hh_l0.data,
+                              lstm.bias_ih_l0.data, lstm.bias_hh_l0.data)
+os.environ["MINILLM_KERNELS"] = "auto"
+gates = {name: np.stack([getattr(step, name)[0] for step in cache.steps]) for name in "ifgo"}   # (T, H) each
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(15, 3.8), gridspec_kw={"width_ratios": [2, 1]})
-im = a1.imshow(gates[:, H:H + 48].T, aspect="auto", cmap="magma", vmin=0, vmax=1)
+im = a1.imshow(gates["f"][:, :48].T, aspect="auto", cmap="magma", vmin=0, vmax=1)
 a1.set_xticks(range(len(sentence)), list(sentence))
 a1.set_ylabel("cell unit")
 a1.set_title("forget gate f (1 = keep the memory)")
 plt.colorbar(im, ax=a1)
-for k, name in enumerate(["input i", "forget f", "output o"]):
-    col = [0, 1, 3][k]
-    a2.plot(gates[:, col * H:(col + 1) * H].mean(axis=1), label=name)
+for key, name in (("i", "input i"), ("f", "forget f"), ("o", "output o")):
+    a2.plot(gates[key].mean(axis=1), label=name)
 a2.set_xticks(range(len(sentence)), list(sentence), fontsize=7)
 a2.set_title("mean gate value per character")
 a2.legend()
