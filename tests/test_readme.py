@@ -1,8 +1,11 @@
-"""The README and the notebooks point only at files that exist.
+"""The README, the pages in docs/ and the notebooks say only true things about the repository.
 
-A renamed or deleted file would otherwise leave a reader of the README (or of a notebook's
-"Code:" links) looking for something that is gone. Every repository path the README names in
-backticks or links to, and every relative link in a notebook's source, must exist.
+- Every repository path they name (in backticks or as a relative link) exists, top-level files
+  included, and every relative link in a notebook's source exists.
+- They describe the present: no line speaks of issues, sessions, numbered runs or commit hashes
+  (history belongs in git log and benchmarks/results/).
+- The README stays within 250 lines, and the counts the pages quote equal what they count.
+- .ci/run runs the README's install and test commands and builds the documentation strictly.
 """
 import re
 from pathlib import Path
@@ -11,26 +14,59 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TOP_LEVEL = ("minillm/", "kernels/", "tests/", "notebooks/", "benchmarks/", "docs/", ".ci/")
+TOP_FILES = ("README.md", "setup.py", "mkdocs.yml")
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+PAGES = {"README.md": README} | {f"docs/{p.name}": p.read_text(encoding="utf-8")
+                                 for p in sorted((ROOT / "docs").glob("*.md"))}
+HISTORY = re.compile(r"\bissues?\b|\bsessions?\b|\brun \d+\b|\bruns \d+ (?:to|and) \d+\b|\bcommit\b|"
+                     r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}\b", re.IGNORECASE)
 
 
-def readme_paths():
-    """Repository paths the README names: `path` in backticks and ](path) links."""
-    tokens = set(re.findall(r"`([^`\s]+)`", README)) | set(re.findall(r"\]\(([^)\s#]+)\)", README))
-    return sorted(t for t in tokens if t.startswith(TOP_LEVEL))
+def named_paths(page, text):
+    """Repository paths a page names: words of code blocks and of `inline code` (so
+    `python benchmarks/cpu.py` names benchmarks/cpu.py), and ](target) links, which in docs/
+    are relative to docs/."""
+    blocks = re.findall(r"```[^\n]*\n(.*?)```", text, flags=re.S)
+    prose = re.sub(r"```.*?```", "", text, flags=re.S)
+    spans = blocks + re.findall(r"`([^`\n]+)`", prose)
+    words = {word.strip("\"'(),:;") for span in spans for word in span.split()}
+    links = set(re.findall(r"\]\(([^)\s#]+)\)", prose))
+    if page.startswith("docs/"):
+        links = {t if t.startswith(("http:", "https:", "../")) else "docs/" + t for t in links}
+    found = {t for t in words | links if t.startswith(TOP_LEVEL) or t in TOP_FILES}
+    return sorted(found)
 
 
-def test_readme_names_the_main_files():
-    """The extraction works: it finds the files every reader is sent to."""
-    paths = readme_paths()
-    for expected in ("minillm/nn/attention.py", "kernels/cuda/fused_attention.cu", "notebooks/10_gradient_checks.ipynb",
-                     "benchmarks/convergence.py", ".ci/run"):
-        assert expected in paths
+PATHS = sorted({(page, path) for page, text in PAGES.items() for path in named_paths(page, text)})
 
 
-@pytest.mark.parametrize("path", readme_paths())
-def test_readme_path_exists(path):
-    assert list(ROOT.glob(path)) if "*" in path else (ROOT / path).exists(), f"README names {path}, which does not exist"
+def test_the_extraction_finds_the_main_files():
+    paths = {path for _, path in PATHS}
+    for expected in ("minillm/nn/attention.py", "kernels/cuda/fused_attention.cu", "kernels/dispatch.py",
+                     "docs/benchmarks.md", "benchmarks/cpu.py", "setup.py"):
+        assert expected in paths, expected
+
+
+@pytest.mark.parametrize("page,path", PATHS)
+def test_named_path_exists(page, path):
+    assert list(ROOT.glob(path)) if "*" in path else (ROOT / path).exists(), f"{page} names {path}, which does not exist"
+
+
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_pages_describe_the_present(page):
+    bad = [(n, line) for n, line in enumerate(PAGES[page].splitlines(), 1) if HISTORY.search(line)]
+    assert not bad, f"{page} speaks of the project's history: " + "; ".join(f"line {n}: {line[:80]}" for n, line in bad)
+
+
+def test_history_words_are_caught():
+    for line in ("as a later session found", "see issue 7", "run 4 gave 1.011", "after commit 84c6fb2"):
+        assert HISTORY.search(line), line
+    for line in ("runs/gpt-20261201", "sha256 of the corpus", "2,000 steps in 140 s"):
+        assert not HISTORY.search(line), line
+
+
+def test_readme_is_at_most_250_lines():
+    assert len(README.splitlines()) <= 250
 
 
 NOTEBOOK_LINKS = sorted({(src.name, link) for src in (ROOT / "notebooks" / "src").glob("*.py")
@@ -42,15 +78,16 @@ def test_notebook_link_exists(source, link):
     assert (ROOT / "notebooks" / link).resolve().exists(), f"{source} links to {link}, which does not exist"
 
 
-def test_ci_runs_the_readme_test_command():
-    """.ci/run installs the project the way the README says and runs the README's test command."""
+def test_ci_runs_the_readme_commands_and_builds_the_docs():
+    """.ci/run installs the project the way the README says, runs its test command, builds the site."""
     block = README.split("## Two commands", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
     test_line = next(line for line in block.splitlines() if "pytest" in line).split("#")[0]
     commands = [c.strip() for c in test_line.split("&&")]
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert commands == ['pip install -e ".[test]"', "python -m pytest -q"], commands
     for command in commands:
-        assert command in ci, f".ci/run does not run the README's `{command}`"
+        assert command in ci, f".ci/run does not run `{command}`"
+    assert any(line.endswith("mkdocs build --strict") for line in ci), ".ci/run does not build the documentation"
 
 
 def _parametrized_cases(test_file, function):
@@ -62,12 +99,14 @@ def _parametrized_cases(test_file, function):
     return len(call.args[1].elts), sum(isinstance(n, ast.FunctionDef) and n.name.startswith("test") for n in tree.body)
 
 
-def test_readme_counts_match_what_they_count():
-    """The numbers the README quotes for the bad-input tests and `minillm gradcheck` are the real ones."""
+def test_quoted_counts_match_what_they_count():
+    """The numbers quoted for the bad-input tests and `minillm gradcheck` are the real ones."""
     from minillm.gradcheck.suite import _cases, _cross_entropy_rows, model_cases
     api_cases, api_tests = _parametrized_cases("test_errors.py", "test_bad_input_raises_clear_error")
     cli_cases, _ = _parametrized_cases("test_cli.py", "test_bad_input_one_line_error_and_exit_code")
     checks = len(list(_cases())) + len(model_cases()) + len(_cross_entropy_rows())
-    assert f"{api_cases + api_tests - 1} API cases (`tests/test_errors.py`)" in README
-    assert f"{cli_cases} command-line cases (`tests/test_cli.py`" in README
-    assert f"`minillm gradcheck` runs\n{checks} gradient checks" in README
+    testing = PAGES["docs/testing.md"]
+    assert f"{api_cases + api_tests - 1} API cases (`tests/test_errors.py`)" in testing
+    assert f"{cli_cases} command-line cases (`tests/test_cli.py`" in testing
+    assert f"{checks} rows" in testing
+    assert f"`minillm gradcheck` runs {checks}\ngradient checks" in README
