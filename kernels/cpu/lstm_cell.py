@@ -33,10 +33,8 @@ def accepts(x, h, c, w_ih, w_hh, b_ih, b_hh):
 def lstm_pointwise_forward(a, c):
     """From pre-activations a: (4H, B) and cell c: (H, B) to (h', c'); the cache keeps the gate values.
 
-    ``a`` is overwritten with the gate values [i, f, g, o] (callers pass a fresh array). All four
-    gates come from one exp: sigmoid(z) = 1 / (1 + e^-z) for i, f, o, and tanh(z) = 2 sigmoid(2z) - 1
-    for g (NumPy's float32 exp is about twice as fast as its tanh). For very negative z, e^-z
-    overflows to inf and the sigmoid becomes exactly 0, the right limit: the warning is silenced.
+    ``a`` is overwritten with the gate values [i, f, g, o] (callers pass a fresh array); the
+    one-exp form is described at the top of this file.
     """
     H = c.shape[0]
     np.negative(a, out=a)

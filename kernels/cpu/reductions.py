@@ -1,7 +1,7 @@
 """Row and column sums as BLAS matrix-vector products with a ones vector.
 
 NumPy sums a short contiguous last axis row by row; one BLAS product over all rows is several
-times faster for C = 64 to 512 (docs/benchmarks.md). The sums are the same, added in another order.
+times faster for C = 64 to 512. The sums are the same, added in another order.
 """
 import numpy as np
 
