@@ -27,6 +27,10 @@ KINDS = {"gpt": (GPT, GPTConfig), "lstm": (LSTMLM, LSTMConfig), "bert": (BertFor
          "bert-cls": (BertForSequenceClassification, BertConfig)}
 
 
+class UsageError(Exception):
+    """A bad option or argument: exit code 2."""
+
+
 def build_model(kind, config_dict):
     """A fresh model of ``kind`` ("gpt", "lstm", "bert", "bert-cls") from its config fields."""
     cls, cfg_cls = KINDS[kind]
@@ -254,3 +258,72 @@ def classify(args):
     print(f"{len(names)} classes {names}; {len(train_ex)} training / {len(test_ex)} test docstrings")
     print(f"test accuracy, BERT {label}: {acc:.3f} (chance {1 / len(names):.3f}); checkpoint in {out}")
     return acc
+
+
+# ============================================================================ the subcommands
+def run_gradcheck(args):
+    """minillm gradcheck: run the float64 gradient check of every model and print the table; exit 1 if any fails."""
+    from ..gradcheck import TOLERANCE
+    from ..gradcheck.suite import format_table, model_cases, run_suite
+    if args.backend != "numpy":
+        backend.use(args.backend)
+    rows = run_suite(model_cases())
+    print(format_table(rows))
+    return 0 if all(err <= TOLERANCE for _, _, err in rows) else 1
+
+
+def run_train(args):
+    """minillm train: train a GPT, BERT or LSTM LM, write checkpoints and log.csv, print a sample."""
+    if args.n_embd % args.n_head and args.model != "lstm":
+        raise UsageError(f"--n-embd {args.n_embd} is not divisible by --n-head {args.n_head}")
+    if args.threads > 1 and args.backend == "cupy":
+        raise UsageError(f"--threads {args.threads} runs model replicas on CPU cores; with --backend cupy use "
+                         "--threads 1")
+    if args.threads > args.batch_size:
+        raise UsageError(f"--threads {args.threads} gives each thread at least one row of the batch, so it must be "
+                         f"at most --batch-size ({args.batch_size})")
+    train(args)
+    return 0
+
+
+def run_generate(args):
+    """minillm generate: continue a prompt with a GPT or LSTM checkpoint (or Hugging Face GPT-2 files)."""
+    generate(args)
+    return 0
+
+
+def run_fill_mask(args):
+    """minillm fill-mask: the most likely tokens for each [MASK] in the text (BERT checkpoint or directory)."""
+    if args.pretrained:
+        model, tok = load_pretrained_bert(args.pretrained)
+    else:
+        model, tok, _ = load_model(args.ckpt, ("bert",))
+    for line in fill_mask(model, tok, args.text, args.top):
+        print(line)
+    return 0
+
+
+def run_classify(args):
+    """minillm classify: fine-tune a BERT checkpoint (or random weights) on the labelled set; prints accuracy."""
+    classify(args)
+    return 0
+
+
+def run_plot_attention(args):
+    """minillm plot-attention: draw each head's attention weights of a GPT or BERT checkpoint on --text to a PNG."""
+    from .plots import attention_maps, plot_attention
+    model, tok, meta = load_model(args.ckpt, ("gpt", "bert"))
+    ids = tok.encode(args.text, allowed_special=True)
+    limit = meta["model_config"].get("block_size") or meta["model_config"].get("max_position")
+    if not ids:
+        raise UsageError("--text is empty")
+    if len(ids) > limit:
+        raise UsageError(f"--text has {len(ids)} tokens; this model reads at most {limit}")
+    labels = [tok.decode([i]) for i in ids]
+    out = args.out or str(Path(args.ckpt) / "attention.png")
+    if not out.lower().endswith(".png"):
+        raise UsageError(f"--out must name a .png file, got {out}")
+    path = plot_attention(attention_maps(model, ids), labels, out,
+                          f"{meta['kind']} {args.ckpt}: attention weights (row: query, column: key)")
+    print(f"wrote {path} ({len(ids)} tokens, {len(labels)} labels)")
+    return 0

@@ -1,4 +1,5 @@
-"""The ``minillm`` command line: train, generate, fill-mask, classify, plot-attention, gradcheck.
+"""The ``minillm`` command line, its parser and its error boundary: train, generate, fill-mask,
+classify, plot-attention, gradcheck. What each subcommand does is in commands.py.
 
     minillm train                      # a small character GPT on the built-in corpus (< 5 min, 2 cores)
     minillm generate --ckpt runs/gpt-... --prompt "The "
@@ -9,13 +10,7 @@ mistakes (bad options, existing output, missing files) and 1 for failures while 
 """
 import argparse
 import sys
-from pathlib import Path
 
-from ..training.checkpoint import CheckpointError
-
-
-class UsageError(Exception):
-    """A bad option or argument: exit code 2."""
 
 
 def _positive_int(text):
@@ -44,80 +39,6 @@ def _dropout(text):
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"must lie in [0, 1), got {text}")
     return value
-
-
-def cmd_gradcheck(args):
-    """minillm gradcheck: run the float64 gradient check of every model and print the table; exit 1 if any fails."""
-    from .. import backend
-    from ..gradcheck import TOLERANCE
-    from ..gradcheck.suite import format_table, model_cases, run_suite
-    if args.backend != "numpy":
-        backend.use(args.backend)
-    rows = run_suite(model_cases())
-    print(format_table(rows))
-    return 0 if all(err <= TOLERANCE for _, _, err in rows) else 1
-
-
-def cmd_train(args):
-    """minillm train: train a GPT, BERT or LSTM LM, write checkpoints and log.csv, print a sample."""
-    from . import commands
-    if args.n_embd % args.n_head and args.model != "lstm":
-        raise UsageError(f"--n-embd {args.n_embd} is not divisible by --n-head {args.n_head}")
-    if args.threads > 1 and args.backend == "cupy":
-        raise UsageError(f"--threads {args.threads} runs model replicas on CPU cores; with --backend cupy use "
-                         "--threads 1")
-    if args.threads > args.batch_size:
-        raise UsageError(f"--threads {args.threads} gives each thread at least one row of the batch, so it must be "
-                         f"at most --batch-size ({args.batch_size})")
-    commands.train(args)
-    return 0
-
-
-def cmd_generate(args):
-    """minillm generate: continue a prompt with a GPT or LSTM checkpoint (or Hugging Face GPT-2 files)."""
-    from . import commands
-    commands.generate(args)
-    return 0
-
-
-def cmd_fill_mask(args):
-    """minillm fill-mask: the most likely tokens for each [MASK] in the text (BERT checkpoint or directory)."""
-    from . import commands
-    if args.pretrained:
-        model, tok = commands.load_pretrained_bert(args.pretrained)
-    else:
-        model, tok, _ = commands.load_model(args.ckpt, ("bert",))
-    for line in commands.fill_mask(model, tok, args.text, args.top):
-        print(line)
-    return 0
-
-
-def cmd_classify(args):
-    """minillm classify: fine-tune a BERT checkpoint (or random weights) on the labelled set; prints accuracy."""
-    from . import commands
-    commands.classify(args)
-    return 0
-
-
-def cmd_plot_attention(args):
-    """minillm plot-attention: draw each head's attention weights of a GPT or BERT checkpoint on --text to a PNG."""
-    from . import commands
-    from .plots import attention_maps, plot_attention
-    model, tok, meta = commands.load_model(args.ckpt, ("gpt", "bert"))
-    ids = tok.encode(args.text, allowed_special=True)
-    limit = meta["model_config"].get("block_size") or meta["model_config"].get("max_position")
-    if not ids:
-        raise UsageError("--text is empty")
-    if len(ids) > limit:
-        raise UsageError(f"--text has {len(ids)} tokens; this model reads at most {limit}")
-    labels = [tok.decode([i]) for i in ids]
-    out = args.out or str(Path(args.ckpt) / "attention.png")
-    if not out.lower().endswith(".png"):
-        raise UsageError(f"--out must name a .png file, got {out}")
-    path = plot_attention(attention_maps(model, ids), labels, out,
-                          f"{meta['kind']} {args.ckpt}: attention weights (row: query, column: key)")
-    print(f"wrote {path} ({len(ids)} tokens, {len(labels)} labels)")
-    return 0
 
 
 class DefaultsFormatter(argparse.HelpFormatter):
@@ -165,7 +86,6 @@ def build_parser():
                    help="CPU cores to train on: the batch is split into this many shards, one model replica "
                         "per thread (data parallelism, NumPy backend)")
     t.add_argument("--resume", action="store_true", help="continue the checkpoint in --out exactly")
-    t.set_defaults(func=cmd_train)
 
     g = sub.add_parser(formatter_class=DefaultsFormatter, name="generate", help="continue a prompt with a trained GPT or LSTM, or a GPT-2 directory")
     src = g.add_mutually_exclusive_group(required=True)
@@ -180,7 +100,6 @@ def build_parser():
     g.add_argument("--greedy", action="store_true", help="always take the most likely token")
     g.add_argument("--no-cache", action="store_true", help="recompute the whole context each step (slow)")
     g.add_argument("--seed", type=int, default=None, help="seed of the sampling (default: a fresh draw)")
-    g.set_defaults(func=cmd_generate)
 
     f = sub.add_parser(formatter_class=DefaultsFormatter, name="fill-mask", help="predict the [MASK] tokens of a text with a trained BERT or a BERT directory")
     fsrc = f.add_mutually_exclusive_group(required=True)
@@ -189,7 +108,6 @@ def build_parser():
                       "config.json, model.safetensors, vocab.txt")
     f.add_argument("text", help='e.g. "Return the [MASK]ength of the list."')
     f.add_argument("--top", type=_positive_int, default=5, help="candidates shown per [MASK]")
-    f.set_defaults(func=cmd_fill_mask)
 
     c = sub.add_parser(formatter_class=DefaultsFormatter, name="classify", help="fine-tune a BERT checkpoint on the docstring-package task, print test accuracy")
     c.add_argument("--ckpt", required=True, metavar="DIR", help="a BERT checkpoint from `minillm train --model bert`")
@@ -202,17 +120,14 @@ def build_parser():
                    help="fine-tune on only N training docstrings (N / 4 per class; default: all)")
     c.add_argument("--seed", type=int, default=0, help="seed of the head's weights and the batches")
     c.add_argument("--out", metavar="DIR", help="output folder (default: runs/classify-<start>-<date>-<time>)")
-    c.set_defaults(func=cmd_classify)
 
     a = sub.add_parser(formatter_class=DefaultsFormatter, name="plot-attention", help="draw a GPT or BERT checkpoint's attention weights on a text (PNG)")
     a.add_argument("--ckpt", required=True, metavar="DIR", help="a GPT or BERT checkpoint")
     a.add_argument("--text", required=True, help="the text whose attention is drawn")
     a.add_argument("--out", metavar="PNG", help="the figure to write (default: DIR/attention.png)")
-    a.set_defaults(func=cmd_plot_attention)
 
     k = sub.add_parser(formatter_class=DefaultsFormatter, name="gradcheck", help="check every hand-written backward against finite differences (float64)")
     k.add_argument("--backend", choices=["numpy", "cupy"], default="numpy", help="where the checks run")
-    k.set_defaults(func=cmd_gradcheck)
     return p
 
 
@@ -225,12 +140,17 @@ def main(argv=None):
             stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
+    if not args.command:
         parser.print_help()
         return 2
+    from . import commands                       # after parsing: --help and --version stay quick
+    from ..training.checkpoint import CheckpointError
+    run = {"train": commands.run_train, "generate": commands.run_generate, "fill-mask": commands.run_fill_mask,
+           "classify": commands.run_classify, "plot-attention": commands.run_plot_attention,
+           "gradcheck": commands.run_gradcheck}[args.command]
     try:
-        return args.func(args)
-    except (UsageError, FileExistsError, FileNotFoundError) as e:
+        return run(args)
+    except (commands.UsageError, FileExistsError, FileNotFoundError) as e:
         print(f"minillm: error: {e}", file=sys.stderr)
         return 2
     except (CheckpointError, ValueError, TypeError, RuntimeError, OSError, KeyError) as e:
