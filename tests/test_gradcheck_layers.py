@@ -124,10 +124,14 @@ def test_simple_modules(xp_backend, module):
     assert_close(check_module(m, x))
 
 
+@pytest.mark.parametrize("mode", ["auto", "plain"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_gelu_tanh_matches_the_tanh_formula_at_extreme_inputs(dtype):
-    """The code computes x sigmoid(2u); the formula is x/2 (1 + tanh u). Far out, e^(-2u) overflows
-    to inf on purpose: the result must still be exact (0 or x), finite, warning-free, and keep dtype."""
+def test_gelu_tanh_matches_the_tanh_formula_at_extreme_inputs(monkeypatch, dtype, mode):
+    """The lesson computes x/2 (1 + tanh u); the engine computes x sigmoid(2u), where far out e^(-2u)
+    overflows to inf on purpose. Both must be exact at the extremes (0 or x), finite, warning-free, and
+    keep the dtype. In float32 the lesson's 1 + tanh(u) cancels for x near -3 (1 - 0.9976), as it does
+    in PyTorch's float32 GELU, so its bound there is 3e-5; the engine's sigmoid form keeps 1e-6."""
+    monkeypatch.setenv("MINILLM_KERNELS", mode)
     x = np.array([-1e4, -100.0, -20.0, -9.0, -3.0, -0.5, 0.0, 0.5, 3.0, 9.0, 20.0, 100.0, 1e4], dtype=dtype)
     x64 = x.astype(np.float64)
     want = 0.5 * x64 * (1 + np.tanh(np.sqrt(2 / np.pi) * (x64 + 0.044715 * x64 ** 3)))
@@ -137,7 +141,8 @@ def test_gelu_tanh_matches_the_tanh_formula_at_extreme_inputs(dtype):
         got = m(x)
         dx = m.backward(np.ones_like(x))
     assert got.dtype == dtype and dx.dtype == dtype and np.isfinite(dx).all()
-    np.testing.assert_allclose(got, want, rtol=1e-6 if dtype == np.float32 else 1e-12, atol=1e-20)
+    rtol = 1e-12 if dtype == np.float64 else 1e-6 if mode == "auto" else 3e-5
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=1e-20)
     # (atol: where 1 + tanh(u) rounds to 0 in float64, x sigmoid(2u) still keeps a tiny value like 1e-28)
     np.testing.assert_allclose(dx[[0, 1, -2, -1]], [0, 0, 1, 1])
 
