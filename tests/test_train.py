@@ -67,6 +67,23 @@ def test_resume_is_exact(tmp_path, dtype, model, threads):
     assert resumed.last_val == full.last_val
 
 
+def test_resume_drops_the_log_rows_after_the_checkpoint(tmp_path):
+    """A run stopped between checkpoints (Ctrl-C) logged steps past its checkpoint; the resumed run logs
+    them again, so log.csv must list every step once, in order, as an uninterrupted run does."""
+    full = make(tmp_path / "full", max_steps=20)
+    full.run()
+    half = make(tmp_path / "half", max_steps=20)
+    half.run(stop_step=10)                                     # checkpoint at step 10
+    with open(tmp_path / "half" / "log.csv", "a", newline="") as f:
+        csv.writer(f).writerows([[11, "1.0", "0.001", "2.0", "", "100"], [15, "1.0", "0.001", "2.0", "", "100"]])
+    resumed = make(tmp_path / "half", max_steps=20)
+    assert resumed.resume() == 10
+    resumed.run()
+    steps = [int(r["step"]) for r in csv.DictReader(open(tmp_path / "half" / "log.csv"))]
+    assert steps == [int(r["step"]) for r in csv.DictReader(open(tmp_path / "full" / "log.csv"))]
+    assert not (tmp_path / "half" / "log.csv.tmp").exists()
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")        # overflow warnings are the point here
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     t = make(tmp_path, max_steps=200)

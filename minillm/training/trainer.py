@@ -16,6 +16,7 @@ stops training with a message naming the step and leaves the last good checkpoin
 """
 import csv
 import math
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -129,6 +130,8 @@ class Trainer:
             raise OSError(f"cannot create the output folder {self.out} ({e.strerror})") from None
         log_path = self.out / "log.csv"
         new_log = self.step == 0 or not log_path.exists()
+        if not new_log:                 # resuming: rows logged after the checkpoint's step are replayed anew
+            keep_log_until(log_path, self.step)
         log = open(log_path, "w" if new_log else "a", newline="", encoding="utf-8")
         writer = csv.writer(log)
         if new_log:
@@ -186,6 +189,18 @@ class Trainer:
                 + f" | {tps:,.0f} tok/s | ETA {int(eta // 60)}m{int(eta % 60):02d}s")
         end = "\n" if (val is not None or not sys.stderr.isatty()) else ""
         self._say(("\r" if sys.stderr.isatty() else "") + text + end)
+
+
+def keep_log_until(log_path, step):
+    """Drop the rows of log.csv after ``step`` (a run stopped between two checkpoints logged steps
+    that the resumed run will log again). Written to a temporary file and renamed."""
+    with open(log_path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    kept = rows[:1] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= step]
+    tmp = log_path.with_name(log_path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(kept)
+    os.replace(tmp, log_path)
 
 
 def plot_log(log_path, png_path):
