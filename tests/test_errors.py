@@ -77,3 +77,13 @@ def test_load_state_dict_lists_every_problem():
     assert "missing keys: norm1.weight" in msg
     assert "unexpected keys: extra.weight" in msg
     assert "ff.linear1.weight: expected (32, 8), got (5, 8)" in msg
+
+
+def test_load_state_dict_changes_nothing_when_one_value_cannot_be_cast():
+    m = nn.Linear(3, 2)
+    before = {k: v.copy() for k, v in m.state_dict().items()}
+    state = {"weight": np.full((2, 3), 7.0), "bias": np.array(["a", "b"])}     # weight is fine, bias is not
+    with pytest.raises(ValueError, match=r"bias: dtype <U1 is not a number type \(no parameter was changed\)"):
+        m.load_state_dict(state)
+    for k, v in m.state_dict().items():
+        np.testing.assert_array_equal(v, before[k], err_msg=k)

@@ -152,12 +152,17 @@ class Module:
         params = dict(self.named_parameters())
         missing = [k for k in params if k not in state]
         unexpected = [k for k in state if k not in params]
-        mismatched = []
-        for k, p in params.items():
-            if k in state:
-                shape = tuple(np.shape(state[k]))
-                if shape != tuple(p.data.shape):
-                    mismatched.append(f"{k}: expected {tuple(p.data.shape)}, got {shape}")
+        mismatched, uncastable, values = [], [], {}
+        for k, p in params.items():            # check and convert everything before changing anything
+            if k not in state:
+                continue
+            value = backend.to_numpy(state[k]) if hasattr(state[k], "shape") else np.asarray(state[k])
+            if tuple(value.shape) != tuple(p.data.shape):
+                mismatched.append(f"{k}: expected {tuple(p.data.shape)}, got {tuple(value.shape)}")
+            elif value.dtype.kind not in "biuf":
+                uncastable.append(f"{k}: dtype {value.dtype} is not a number type")
+            else:
+                values[k] = value.astype(p.data.dtype, copy=False)
         problems = []
         if strict and missing:
             problems.append("missing keys: " + ", ".join(missing))
@@ -165,13 +170,14 @@ class Module:
             problems.append("unexpected keys: " + ", ".join(unexpected))
         if mismatched:
             problems.append("shape mismatch: " + "; ".join(mismatched))
+        if uncastable:
+            problems.append("cannot cast: " + "; ".join(uncastable))
         if problems:
-            raise ValueError(f"{type(self).__name__}.load_state_dict: " + " | ".join(problems))
-        for k, p in params.items():
-            if k in state:
-                xp = backend.get_array_module(p.data)
-                value = backend.to_numpy(state[k]) if xp is np else xp.asarray(state[k])
-                p.data[...] = value  # casts to the parameter's dtype
+            raise ValueError(f"{type(self).__name__}.load_state_dict: " + " | ".join(problems)
+                             + " (no parameter was changed)")
+        for k, value in values.items():
+            xp = backend.get_array_module(params[k].data)
+            params[k].data[...] = value if xp is np else xp.asarray(value)
         return self
 
     def extra_repr(self):
