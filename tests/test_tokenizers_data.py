@@ -141,3 +141,17 @@ def test_builtin_corpus_without_a_writable_cache_is_made_in_memory(tmp_path, mon
 def test_user_file_byte_order_mark_is_not_text(tmp_path):
     (tmp_path / "bom.txt").write_bytes("\ufeff数据 data".encode("utf-8"))
     assert data.read_text_file(tmp_path / "bom.txt") == "数据 data"
+
+
+@pytest.mark.parametrize("kind", ["char", "bpe", "wordpiece"])
+def test_decode_refuses_ids_outside_the_vocabulary(kind):
+    from minillm.tokenizers import WordPieceTokenizer
+    tok = {"char": lambda: CharTokenizer.train("abc", ["[SEP]"]),
+           "bpe": lambda: ByteBPETokenizer.train("abab abab", 260, ["<|endoftext|>"]),
+           "wordpiece": lambda: WordPieceTokenizer(["[PAD]", "[UNK]", "a", "##b"])}[kind]()
+    assert tok.decode(tok.encode("ab")) in ("ab", "a b", "ab")
+    for bad in (-1, tok.vocab_size, 10 ** 9):
+        with pytest.raises(ValueError, match=f"id {bad} at position 1 is not in the vocabulary"):
+            tok.decode([0, bad])
+    with pytest.raises(ValueError, match="ids must be integers, got 1.5"):
+        tok.decode([1.5])

@@ -12,7 +12,7 @@ import json
 import re
 from collections import Counter
 
-from .base import split_specials
+from .base import check_ids, split_specials
 
 # GPT-2's split pattern, written with the standard library's re (\p{L} -> [^\W\d_], \p{N} -> \d):
 # contractions, letters with an optional leading space, digits, other symbols, whitespace runs.
@@ -167,7 +167,12 @@ class ByteBPETokenizer:
         return ids
 
     def decode(self, ids):
-        """Bytes of every id joined, then UTF-8 decoded (an incomplete character shows as U+FFFD)."""
+        """Bytes of every id joined, then UTF-8 decoded (an incomplete character shows as U+FFFD).
+        An id that is neither a token nor a special token is a ValueError."""
+        if getattr(self, "_known_ids", None) is None:          # made once: every id decode accepts
+            tokens = range(len(self.token_bytes)) if self.internal is None else self.internal.keys()
+            self._known_ids = set(tokens) | set(self.id_to_special)
+        ids = check_ids(ids, self._known_ids, "ByteBPETokenizer.decode")
         data = b"".join(self.id_to_special.get(i) or
                         self.token_bytes[i if self.internal is None else self.internal[i]] for i in ids)
         return data.decode("utf-8", errors="replace")

@@ -3,7 +3,7 @@
 A character it has never seen is an error, unless "[UNK]" is one of its special tokens.
 decode(encode(s)) == s for any string it accepts.
 """
-from .base import split_specials
+from .base import check_ids, split_specials
 
 
 class CharTokenizer:
@@ -57,7 +57,8 @@ class CharTokenizer:
         return ids
 
     def decode(self, ids):
-        """ids -> text: each id's character (or special token) joined."""
+        """ids -> text: each id's character (or special token) joined; an unknown id is a ValueError."""
+        ids = check_ids(ids, range(self.vocab_size), "CharTokenizer.decode")
         return "".join(self.id_to_special.get(i) or self.chars[i] for i in ids)
 
     def to_dict(self):

@@ -19,7 +19,7 @@ invert encode exactly: case, accents and the spaces around punctuation are lost 
 """
 import unicodedata
 
-from .base import split_specials
+from .base import check_ids, split_specials
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 CLEAN_UP = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","))
@@ -138,6 +138,7 @@ class WordPieceTokenizer:
     def decode(self, ids, clean_up_spaces=True):
         """ids -> text: pieces joined by spaces, "##" continuations glued to the piece before, and
         (as transformers' decode does by default) no space before . , ! or ?"""
+        ids = check_ids(ids, range(len(self.vocab)), "WordPieceTokenizer.decode")
         return join_pieces([self.vocab[i] for i in ids], clean_up_spaces)
 
     def to_dict(self):
