@@ -188,7 +188,7 @@ def test_resume_continues(runs, capsys):
 @pytest.mark.parametrize("args,code,message", [
     (["generate", "--ckpt", "CKPT/gpt", "--prompt", "x", "--top-p", "1.5"], 2, "must lie in (0, 1], got 1.5"),
     (["generate", "--ckpt", "CKPT/gpt", "--prompt", "x", "--top-p", "0"], 2, "must lie in (0, 1], got 0"),
-    (["generate", "--ckpt", "CKPT/gpt", "--prompt", "x", "--temperature", "0"], 2, "must be > 0, got 0"),
+    (["generate", "--ckpt", "CKPT/gpt", "--prompt", "x", "--temperature", "inf"], 2, "must be a finite number > 0, got inf"),
     (["generate", "--ckpt", "CKPT/gpt", "--prompt", "x", "--max-new-tokens", "-3"], 2, "must be a positive integer"),
     (["generate", "--ckpt", "CKPT/gpt", "--prompt", "日本"], 1, "not in the vocabulary"),
     (["generate", "--ckpt", "CKPT/gpt", "--prompt", ""], 1, "the prompt is empty"),
@@ -217,7 +217,7 @@ def test_resume_continues(runs, capsys):
     (["plot-attention", "--ckpt", "CKPT/gpt", "--text", ""], 2, "--text is empty"),
     (["plot-attention", "--ckpt", "CKPT/gpt", "--text", "x" * 40], 2, "this model reads at most 16"),
     (["classify", "--ckpt", "CKPT/gpt"], 1, "holds a 'gpt' model, expected 'bert'"),
-    (["classify", "--ckpt", "CKPT/bert", "--lr", "-1"], 2, "must be > 0, got -1"),
+    (["classify", "--ckpt", "CKPT/bert", "--lr", "-1"], 2, "must be a finite number > 0, got -1"),
     (["classify", "--ckpt", "CKPT/bert", "--train-examples", "100000"], 1, "train examples must lie in [4, "),
 ])
 def test_bad_input_one_line_error_and_exit_code(runs, args, code, message):

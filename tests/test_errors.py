@@ -87,3 +87,18 @@ def test_load_state_dict_changes_nothing_when_one_value_cannot_be_cast():
         m.load_state_dict(state)
     for k, v in m.state_dict().items():
         np.testing.assert_array_equal(v, before[k], err_msg=k)
+
+
+@pytest.mark.parametrize("temperature", [float("nan"), float("inf"), 0.0, -1.0])
+def test_sampling_refuses_a_temperature_that_is_not_a_finite_positive_number(temperature):
+    from minillm.models.sampling import sample_next
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
+        sample_next(np.zeros((1, 5)), temperature=temperature)
+
+
+def test_a_tiny_temperature_samples_the_argmax_instead_of_nan():
+    from minillm.models.sampling import sample_next
+    logits = np.array([[0.0, 3.0, 1.0], [2.0, -1.0, 0.5]])
+    for temperature in (1e-320, 1e-30):
+        got = sample_next(logits, temperature=temperature, top_p=0.9, rng=np.random.default_rng(0))
+        np.testing.assert_array_equal(got, [1, 0])

@@ -8,13 +8,18 @@ logits: (B, V) -> next ids: (B,)
                  ("nucleus sampling", Holtzman et al. 2019)
     greedy       argmax (do_sample=False): deterministic, temperature is irrelevant
 """
+import math
+import numbers
+
 import numpy as np
 
 
 def check_sampling_options(temperature, top_k, top_p):
-    """ValueError naming the option unless temperature > 0, top_k >= 1 and top_p in (0, 1] (None: unused)."""
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature} (use greedy decoding for argmax)")
+    """ValueError naming the option unless temperature is finite and > 0, top_k >= 1 and top_p in
+    (0, 1] (None: unused)."""
+    if not (isinstance(temperature, numbers.Real) and math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature} "
+                         "(use greedy decoding for argmax)")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
     if top_p is not None and not 0 < top_p <= 1:
@@ -46,7 +51,11 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, do_sample=True,
     logits = np.asarray(logits, dtype=np.float64)
     if not do_sample:
         return logits.argmax(axis=1)
-    logits = filter_logits(logits / temperature, top_k, top_p)
+    # softmax(z / T) is unchanged by subtracting max z first; then z - max <= 0, so even a tiny T
+    # gives -inf or 0 rather than inf - inf (NaN)
+    with np.errstate(over="ignore"):                 # z - max < 0 over a tiny T is -inf: the right limit
+        scaled = (logits - logits.max(axis=1, keepdims=True)) / temperature
+    logits = filter_logits(scaled, top_k, top_p)
     p = np.exp(logits - logits.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)
     rng = rng or np.random.default_rng()
