@@ -265,3 +265,23 @@ def test_generated_text_prints_on_a_narrow_terminal_encoding(runs):
                          capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     assert "Stra\\xdfe" in out.stdout
+
+
+@pytest.mark.parametrize("error,expected", [
+    (ZeroDivisionError("division by zero"), "minillm: error: ZeroDivisionError: division by zero (set MINILLM_DEBUG=1"),
+    (KeyError("n_embd"), "minillm: error: KeyError: 'n_embd' (set MINILLM_DEBUG=1"),
+    (MemoryError(), "minillm: error: out of memory (the arrays this command needs do not fit)"),
+])
+def test_any_exception_becomes_one_line_and_debug_shows_the_traceback(monkeypatch, capsys, error, expected):
+    from minillm.cli import commands
+
+    def fail(args):
+        raise error
+    monkeypatch.setattr(commands, "run_gradcheck", fail)
+    monkeypatch.delenv("MINILLM_DEBUG", raising=False)
+    assert main(["gradcheck"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(expected) and err.count("\n") == 1, err
+    monkeypatch.setenv("MINILLM_DEBUG", "1")
+    with pytest.raises(type(error)):
+        main(["gradcheck"])

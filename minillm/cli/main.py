@@ -5,10 +5,12 @@ classify, plot-attention, gradcheck. What each subcommand does is in commands.py
     minillm generate --ckpt runs/gpt-... --prompt "The "
     minillm gradcheck                  # every hand-written backward vs finite differences
 
-Errors the user can fix print one line, ``minillm: error: ...``, with exit code 2 for usage
-mistakes (bad options, existing output, missing files) and 1 for failures while running; no traceback.
+Every error prints one line, ``minillm: error: ...``, with exit code 2 for usage mistakes (bad
+options, existing output, missing files) and 1 for failures while running; no traceback unless
+MINILLM_DEBUG=1.
 """
 import argparse
+import os
 import sys
 
 
@@ -150,16 +152,27 @@ def main(argv=None):
            "gradcheck": commands.run_gradcheck}[args.command]
     try:
         return run(args)
-    except (commands.UsageError, FileExistsError, FileNotFoundError) as e:
-        print(f"minillm: error: {e}", file=sys.stderr)
-        return 2
-    except (CheckpointError, ValueError, TypeError, RuntimeError, OSError, KeyError) as e:
-        print(f"minillm: error: {e}", file=sys.stderr)
-        return 1
+    except Exception as e:                       # the one error boundary: one line, never a traceback
+        if os.environ.get("MINILLM_DEBUG") == "1":
+            raise
+        print(f"minillm: error: {error_line(e, CheckpointError)}", file=sys.stderr)
+        return 2 if isinstance(e, (commands.UsageError, FileExistsError, FileNotFoundError)) else 1
     except KeyboardInterrupt:
         print("minillm: interrupted (the last checkpoint is intact)", file=sys.stderr)
         return 130
 
+
+def error_line(e, checkpoint_error):
+    """The text after "minillm: error: ": the message of the errors minillm raises on purpose, and
+    the exception's type with its message for any other (a bug to report, or MINILLM_DEBUG=1 to see
+    the traceback)."""
+    if isinstance(e, MemoryError):
+        return f"out of memory ({str(e) or 'the arrays this command needs do not fit'}); try a smaller model or batch"
+    ours = (checkpoint_error, ValueError, TypeError, RuntimeError, OSError)
+    text = str(e).strip().replace("\n", " ")
+    if isinstance(e, ours) and text:
+        return text
+    return f"{type(e).__name__}: {text} (set MINILLM_DEBUG=1 to see where)"
 
 if __name__ == "__main__":
     sys.exit(main())
