@@ -21,7 +21,7 @@ _INSTALL_HINT = (
     "(or the cupy-cudaXXx wheel that matches your CUDA version)."
 )
 
-_state = {"name": "numpy", "xp": np}
+_state = {"name": None, "xp": None}      # chosen at first use: MINILLM_BACKEND, else numpy
 _rng = {"cpu": np.random.default_rng(0)}
 _thread = threading.local()     # .rng: a generator this thread uses instead of _rng["cpu"] (DataParallel)
 DEFAULT_DTYPE = np.float32
@@ -53,12 +53,25 @@ def use(name):
 
 def current():
     """Name of the current backend: "numpy" or "cupy"."""
+    if _state["name"] is None:
+        _from_environment()
     return _state["name"]
 
 
 def xp():
     """The current array module (numpy or cupy)."""
+    current()
     return _state["xp"]
+
+
+def _from_environment():
+    """Take the backend from MINILLM_BACKEND (default numpy), read at first use rather than at import
+    so that an unusable value is reported by whoever uses it (the command line in one line)."""
+    name = os.environ.get("MINILLM_BACKEND", "numpy")
+    try:
+        use(name)
+    except (RuntimeError, ValueError) as e:    # say where the unusable choice came from
+        raise type(e)(f"MINILLM_BACKEND={name!r}: {e}") from None
 
 
 def cupy_available():
@@ -141,11 +154,3 @@ class thread_rng:
     def __exit__(self, *exc):
         _thread.rng = self.saved
         return False
-
-
-_ENV_BACKEND = os.environ.get("MINILLM_BACKEND", "numpy")
-if _ENV_BACKEND != "numpy":
-    try:
-        use(_ENV_BACKEND)
-    except (RuntimeError, ValueError) as e:    # say where the unusable choice came from
-        raise type(e)(f"MINILLM_BACKEND={_ENV_BACKEND!r}: {e}") from None

@@ -34,6 +34,14 @@ def test_env_var_selects_backend():
     bad = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**__import__("os").environ, "MINILLM_BACKEND": "tpu"})
     assert bad.returncode != 0 and "MINILLM_BACKEND='tpu': backend must be" in bad.stderr
+    # read when used, not at import: importing works, and the command line reports it in one line
+    imported = subprocess.run([sys.executable, "-c", "import minillm.models, minillm.cli"], capture_output=True,
+                              text=True, env={**__import__("os").environ, "MINILLM_BACKEND": "tpu"})
+    assert imported.returncode == 0, imported.stderr
+    cli = subprocess.run([sys.executable, "-m", "minillm.cli", "gradcheck"], capture_output=True, text=True,
+                         env={**__import__("os").environ, "MINILLM_BACKEND": "tpu"})
+    assert cli.returncode == 1 and cli.stderr.startswith("minillm: error: MINILLM_BACKEND='tpu': backend must be")
+    assert cli.stderr.count("\n") == 1
 
 
 def test_array_helpers():
