@@ -52,6 +52,14 @@ def test_train_ends_with_the_next_command_and_that_command_runs(runs, tmp_path, 
     assert main(args) == 0 and capsys.readouterr().out.startswith("def ")     # TEXT has no "The ": its first 4 characters
 
 
+def test_bert_with_a_tiny_block_ends_with_a_fill_mask_example_that_fits(runs, tmp_path, capsys):
+    out = tmp_path / "bert4"
+    assert main(["train", "--model", "bert", "--data", str(runs / "code.txt"), "--out", str(out), "--block-size", "4",
+                 "--max-steps", "3", "--eval-interval", "3", "--eval-batches", "1", "--n-embd", "8", "--n-head", "2",
+                 "--n-layer", "1"]) == 0
+    assert "mask at token" in capsys.readouterr().out
+
+
 def test_version_and_defaults_in_help(capsys):
     with pytest.raises(SystemExit):
         main(["--version"])
@@ -198,6 +206,9 @@ def test_resume_continues(runs, capsys):
     (["fill-mask", "--ckpt", "CKPT/bert", "no mask here"], 1, "contains no [MASK] token"),
     (["train", "--data", "CKPT/code.txt", "--out", "CKPT/gpt"], 2, "already holds a checkpoint"),
     (["train", "--data", "CKPT"], 1, "is a directory, not a text file"),
+    (["train", "--data", "CKPT/code.txt", "--out", "CKPT/code.txt"], 2, "is a file; it must name a folder"),
+    (["train", "--data", "CKPT/code.txt", "--out", "CKPT/model.npz"], 2, "looks like a file name; it must name a folder"),
+    (["classify", "--ckpt", "CKPT/bert", "--out", "CKPT/bert"], 2, "already holds a checkpoint"),
     (["plot-attention", "--ckpt", "CKPT/gpt", "--text", "def", "--out", "CKPT/figure"], 2, "--out must name a .png file"),
     (["train", "--data", "CKPT/missing.txt", "--out", "CKPT/new"], 2, "does not exist"),
     (["train", "--data", "CKPT/code.txt", "--out", "CKPT/new2", "--resume"], 2, "--resume: no checkpoint at"),

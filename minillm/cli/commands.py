@@ -31,6 +31,19 @@ class UsageError(Exception):
     """A bad option or argument: exit code 2."""
 
 
+def check_output_folder(out, hint=""):
+    """Refuse an output folder that is a file or already holds a checkpoint (nothing is overwritten)."""
+    if out.suffix == ".npz" and not out.is_dir():
+        raise FileExistsError(f"--out {out} looks like a file name; it must name a folder (the checkpoint goes "
+                              f"in {out}/ckpt.npz), for example --out {out.with_suffix('')}")
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} is a file; it must name a folder (the checkpoint goes in "
+                              f"{out}/ckpt.npz)")
+    if checkpoint_path(out).exists():
+        raise FileExistsError(f"{out} already holds a checkpoint{hint}, or pass --out to start elsewhere "
+                              "(nothing was overwritten)")
+
+
 def build_model(kind, config_dict):
     """A fresh model of ``kind`` ("gpt", "lstm", "bert", "bert-cls") from its config fields."""
     cls, cfg_cls = KINDS[kind]
@@ -71,9 +84,8 @@ def train(args):
         backend.use("cupy")
     backend.manual_seed(args.seed)
     out = Path(args.out or f"runs/{args.model}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if checkpoint_path(out).exists() and not args.resume:
-        raise FileExistsError(f"{out} already holds a checkpoint; pass --resume to continue it, or --out to start "
-                              "elsewhere (nothing was overwritten)")
+    if not args.resume:
+        check_output_folder(out, "; pass --resume to continue it")
     if args.resume and not checkpoint_path(out).exists():
         raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint_path(out)}")
     text = data.read_text_file(args.data) if args.data else data.builtin_corpus()
@@ -105,8 +117,7 @@ def train(args):
     print(f"validation loss {val:.4f} (perplexity {np.exp(val):.2f}) after {trainer.step} steps, "
           f"{trainer.elapsed:.0f} s; checkpoint, log.csv and loss.png in {out}")
     if args.model == "bert":
-        piece = text[:max(4, args.block_size // 2)]             # fits any model; one character masked
-        example = piece[:len(piece) // 2] + "[MASK]" + piece[len(piece) // 2 + 1:]
+        example = fill_mask_example(text, tokenizer, args.block_size)
         print(f"\nfill-mask example: {example!r}")
         for line in fill_mask(model, tokenizer, example, 3):
             print("  " + line)
@@ -123,6 +134,16 @@ def train(args):
         next_line = f"minillm generate --ckpt {shlex.quote(str(out))} --prompt {shlex.quote(prompt)} --max-new-tokens 200"
     print("\nnext: " + next_line)             # the command that uses this checkpoint, ready to paste
     return out
+
+
+def fill_mask_example(text, tokenizer, block_size):
+    """The start of the training text with its middle character masked, as long as fits the model
+    (its tokens and [CLS] at most block_size), for the sample a BERT run ends with."""
+    for n in range(max(4, block_size // 2), 1, -1):
+        example = text[:n // 2] + "[MASK]" + text[n // 2 + 1:n]
+        if len(tokenizer.encode(example, allowed_special=True)) + 1 <= block_size:
+            return example
+    return "[MASK]"
 
 
 def generate(args):
@@ -251,6 +272,7 @@ def classify(args):
         train_ex = data.first_per_class(train_ex, args.train_examples)
     task = ClassifyTask(train_ex, test_ex, tok, min(args.max_len, meta["model_config"]["max_position"]), args.batch_size)
     out = Path(args.out or f"runs/classify-{'scratch' if args.from_scratch else 'pretrained'}-{time.strftime('%Y%m%d-%H%M%S')}")
+    check_output_folder(out)
     trainer = classifier_trainer(meta, state, task, len(names), args.from_scratch, args.lr, args.max_steps, args.seed, out)
     trainer.run()
     acc = task.accuracy(trainer.model)
