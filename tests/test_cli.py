@@ -296,3 +296,28 @@ def test_any_exception_becomes_one_line_and_debug_shows_the_traceback(monkeypatc
     monkeypatch.setenv("MINILLM_DEBUG", "1")
     with pytest.raises(type(error)):
         main(["gradcheck"])
+
+
+def test_sigterm_during_train_saves_and_prints_the_command_that_resumes(runs, tmp_path):
+    import signal
+    import time
+    out = tmp_path / "stopped"
+    args = ["train", "--data", str(runs / "code.txt")] + TINY[:-1] + ["100000", "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, "-m", "minillm.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "log.csv").exists() or (out / "log.csv").stat().st_size < 60:
+        assert time.time() < deadline and proc.poll() is None, "training did not start"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("minillm: interrupted after step ") and f"checkpoint saved in {out}" in line, line
+    command = line.split("To continue: ", 1)[1]
+    import shlex
+    resume = shlex.split(command)[1:]
+    assert resume[-1] == "--resume"
+    step = int(line.split("after step ")[1].split(";")[0])
+    resume[resume.index("--max-steps") + 1] = str(step + 3)            # continue for three more steps
+    assert main(resume) == 0

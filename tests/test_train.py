@@ -135,3 +135,46 @@ def test_save_is_atomic_even_if_writing_fails(tmp_path, monkeypatch):
         save_checkpoint(tmp_path, t.model, {"kind": "gpt"})
     assert (tmp_path / "ckpt.npz").read_bytes() == before      # the old checkpoint is untouched
     assert not list(tmp_path.glob(".ckpt.npz.tmp*"))           # and no temporary file is left behind
+
+
+def test_a_signal_finishes_the_step_saves_and_the_resumed_run_equals_an_uninterrupted_one(tmp_path, monkeypatch):
+    """SIGINT arriving in the middle of step 7: the step completes, a checkpoint of step 7 is written,
+    TrainingInterrupted says so, and resuming from it reproduces the uninterrupted losses exactly."""
+    import os
+    import signal
+    from minillm.training.interrupt import TrainingInterrupted
+    full = make(tmp_path / "full")
+    full.run()
+    cut = make(tmp_path / "cut")
+    step = cut.train_step
+
+    def step_with_a_signal():
+        if cut.step == 6:
+            os.kill(os.getpid(), signal.SIGINT)       # handled as a request: this step still finishes
+        return step()
+    monkeypatch.setattr(cut, "train_step", step_with_a_signal)
+    with pytest.raises(TrainingInterrupted) as info:
+        cut.run()
+    assert info.value.step == 7 and load_checkpoint(tmp_path / "cut")[0]["step"] == 7
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler     # handlers restored
+    minillm.manual_seed(99)
+    resumed = make(tmp_path / "cut")
+    assert resumed.resume() == 7
+    resumed.run()
+    assert [l for _, l in cut.history] + [l for _, l in resumed.history] == [l for _, l in full.history]
+    assert resumed.last_val == full.last_val
+
+
+def test_a_second_run_on_a_locked_folder_fails_naming_the_holder_and_a_stale_lock_is_replaced(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from minillm.training.lock import FolderLock, FolderLocked
+    with FolderLock(tmp_path):
+        with pytest.raises(FolderLocked, match=f"being trained into by process {os.getpid()}"):
+            make(tmp_path).run()
+    assert not (tmp_path / ".lock").exists()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / ".lock").write_text(dead.stdout.strip())            # a process that has exited
+    make(tmp_path, max_steps=5).run()
+    assert load_checkpoint(tmp_path)[0]["step"] == 5 and not (tmp_path / ".lock").exists()

@@ -11,6 +11,7 @@ MINILLM_DEBUG=1.
 """
 import argparse
 import os
+import shlex
 import sys
 
 
@@ -157,9 +158,23 @@ def main(argv=None):
             raise
         print(f"minillm: error: {error_line(e, CheckpointError)}", file=sys.stderr)
         return 2 if isinstance(e, (commands.UsageError, FileExistsError, FileNotFoundError)) else 1
-    except KeyboardInterrupt:
-        print("minillm: interrupted (the last checkpoint is intact)", file=sys.stderr)
+    except KeyboardInterrupt as e:               # Ctrl-C; during training, after a saved checkpoint
+        print(f"minillm: {interrupted_line(e, sys.argv[1:] if argv is None else argv)}", file=sys.stderr)
         return 130
+
+
+def interrupted_line(e, argv):
+    """What to print on Ctrl-C: for a training run, the step it saved and the command that resumes it."""
+    from ..training.interrupt import TrainingInterrupted
+    if not isinstance(e, TrainingInterrupted):
+        return "interrupted"
+    args = list(argv)
+    if "--out" not in args:
+        args += ["--out", str(e.out)]
+    if "--resume" not in args:
+        args.append("--resume")
+    return (f"interrupted after step {e.step}; checkpoint saved in {e.out}. "
+            f"To continue: {shlex.join(['minillm'] + args)}")
 
 
 def error_line(e, checkpoint_error):

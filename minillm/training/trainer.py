@@ -26,6 +26,8 @@ import numpy as np
 
 from .. import backend
 from .checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from .interrupt import StopRequests, TrainingInterrupted
+from .lock import FolderLock
 from .optim import clip_grad_norm, lr_schedule
 from .parallel import DataParallel
 
@@ -122,12 +124,19 @@ class Trainer:
         return loss, lr
 
     def run(self, stop_step=None):
-        """Train until max_steps (or stop_step, or max_seconds); returns the last validation loss."""
-        stop = min(self.cfg.max_steps, stop_step or self.cfg.max_steps)
+        """Train until max_steps (or stop_step, or max_seconds); returns the last validation loss.
+
+        The output folder is locked for the run (lock.py). Ctrl-C or SIGTERM finishes the current
+        step, writes a checkpoint and raises TrainingInterrupted (interrupt.py)."""
         try:
             self.out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise OSError(f"cannot create the output folder {self.out} ({e.strerror})") from None
+        with FolderLock(self.out), StopRequests() as stop:
+            return self._run(min(self.cfg.max_steps, stop_step or self.cfg.max_steps), stop)
+
+    def _run(self, stop, requests):
+        """The loop of run(): steps, logging, evaluation and checkpoints until ``stop``."""
         log_path = self.out / "log.csv"
         new_log = self.step == 0 or not log_path.exists()
         if not new_log:                 # resuming: rows logged after the checkpoint's step are replayed anew
@@ -158,6 +167,9 @@ class Trainer:
                     self._progress(loss, val, tps, stop)
                     if do_eval:
                         self.save()
+                if requests.requested:               # a signal arrived during this step: save, then stop
+                    self.save()
+                    raise TrainingInterrupted(self.step, self.out, saved=True)
                 if self.cfg.max_seconds and self.elapsed >= self.cfg.max_seconds:
                     if self.step % self.cfg.eval_interval:        # finish with an evaluation and a checkpoint
                         self.last_val = self.evaluate()
