@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import written_whole
 from .models.bert import BERT, BertConfig, BertForMaskedLM
 from .models.gpt import GPT, GPTConfig
 
@@ -71,9 +72,11 @@ def write_pretrained(path, config, weights):
     from safetensors.numpy import save_file
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    (path / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
-    save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()},
-              str(path / "model.safetensors"), metadata={"format": "pt"})
+    arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()}
+    # both files are written first and then both renamed: a failure leaves the old pair as it was
+    with written_whole(path / "model.safetensors") as weights_tmp, written_whole(path / "config.json") as config_tmp:
+        save_file(arrays, str(weights_tmp), metadata={"format": "pt"})
+        config_tmp.write_text(json.dumps(config, indent=2), encoding="utf-8")
 
 
 def _take(weights, prefixes, name, path):

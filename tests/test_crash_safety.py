@@ -76,3 +76,31 @@ def test_killed_training_run_resumes(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"resuming {out} from step" in done.stderr
     assert load_checkpoint(out)[0]["step"] == 400
+
+
+@pytest.mark.parametrize("what", ["tokenizer", "gpt2 files", "hugging face", "figure"])
+def test_a_failed_save_leaves_the_previous_file_whole(tmp_path, monkeypatch, what):
+    """Every file minillm writes for a user is written whole or not at all (minillm/files.py)."""
+    import json
+    from minillm import hub
+    from minillm.cli.plots import plot_attention
+    from minillm.models import GPT, GPTConfig
+    from minillm.tokenizers import ByteBPETokenizer, save_tokenizer
+    toks = [ByteBPETokenizer.train("abab abab", 260), ByteBPETokenizer.train("cdcd cdcd", 260)]
+    models = [GPT(GPTConfig(vocab_size=v, block_size=8, n_layer=1, n_head=2, n_embd=8)) for v in (11, 13)]
+    save = {"tokenizer": lambda k: save_tokenizer(toks[k], tmp_path / "tok.json"),
+            "gpt2 files": lambda k: toks[k].save_gpt2_files(tmp_path),
+            "hugging face": lambda k: hub.save_gpt2(models[k], tmp_path),
+            "figure": lambda k: plot_attention([np.eye(3)[None] * (k + 1) / 2], list("abc"), tmp_path / "a.png")}[what]
+    save(0)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+    import safetensors.numpy
+    target = {"tokenizer": (json, "dumps"), "gpt2 files": (json, "dumps"), "hugging face": (safetensors.numpy, "save_file"),
+              "figure": (__import__("matplotlib.figure", fromlist=["Figure"]).Figure, "savefig")}[what]
+    monkeypatch.setattr(*target, broken)
+    with pytest.raises(OSError, match="disk full"):
+        save(1)                                                                 # different content, failing
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before      # unchanged, no temporary left

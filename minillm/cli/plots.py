@@ -6,12 +6,10 @@ Runs the text through a GPT or BERT checkpoint on the NumPy backend and draws, f
 (rows) and head (columns), the attention weights P = softmax(QK^T / sqrt(d) + mask) of that
 layer: row i of a map is how query position i spreads its attention over the key positions.
 """
-import os
-from pathlib import Path
-
 import numpy as np
 
 from .. import backend
+from ..files import written_whole
 
 
 def attention_maps(model, ids):
@@ -48,7 +46,6 @@ def plot_attention(maps, labels, path, title=""):
             ax.set_title(f"layer {layer} head {head}", fontsize=8)
     fig.colorbar(image, ax=axes, shrink=0.8, label="attention weight")
     fig.suptitle(title or "attention weights (row: query, column: key)", fontsize=10)
-    tmp = Path(path).with_name(Path(path).name + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, path)                          # a failed save leaves an earlier figure whole
+    with written_whole(path) as tmp:               # a failed save leaves an earlier figure whole
+        fig.savefig(tmp, dpi=100)
     return path

@@ -12,6 +12,7 @@ import json
 import re
 from collections import Counter
 
+from ..files import written_whole
 from .base import check_ids, split_specials
 
 # GPT-2's split pattern, written with the standard library's re (\p{L} -> [^\W\d_], \p{N} -> \d):
@@ -222,9 +223,11 @@ class ByteBPETokenizer:
         vocab.update(self.special_tokens)
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+        with written_whole(directory / "vocab.json") as tmp:
+            tmp.write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
         merges = "\n".join(f"{strings[a]} {strings[b]}" for a, b in self.merges)
-        (directory / "merges.txt").write_text("#version: 0.2\n" + merges + "\n", encoding="utf-8")
+        with written_whole(directory / "merges.txt") as tmp:
+            tmp.write_text("#version: 0.2\n" + merges + "\n", encoding="utf-8")
         return directory
 
 

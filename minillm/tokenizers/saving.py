@@ -1,6 +1,7 @@
 """Saving and loading tokenizers as JSON (no pickle): ``to_dict()`` and its inverse."""
 import json
-import os
+
+from ..files import written_whole
 
 from .bpe import ByteBPETokenizer
 from .char import CharTokenizer
@@ -21,16 +22,10 @@ def tokenizer_from_dict(d):
 def save_tokenizer(tokenizer, path):
     """Write tokenizer.to_dict() to ``path`` as UTF-8 JSON.
 
-    Written to ``path.tmp`` and renamed, so a failed save leaves the previous file whole.
+    Written to a temporary file and renamed, so a failed save leaves the previous file whole.
     """
-    tmp = f"{path}.tmp"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(tokenizer.to_dict(), f, ensure_ascii=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with written_whole(path) as tmp:
+        tmp.write_text(json.dumps(tokenizer.to_dict(), ensure_ascii=False), encoding="utf-8")
 
 
 def load_tokenizer(path):

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import backend
+from ..files import written_whole
 
 LABEL_PACKAGES = ("asyncio", "email", "multiprocessing", "unittest")
 _SKIP_DIRS = {"test", "tests", "idlelib", "lib2to3", "site-packages", "dist-packages", "ensurepip", "turtledemo",
@@ -56,15 +57,6 @@ def _docstrings(path):
     return out
 
 
-def _write_atomic(path, text):
-    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)                     # a failed write leaves no partial file
-
-
 def _make_corpus():
     return "\n\n".join(doc for _, p in _stdlib_files() for _, doc in _docstrings(p)) + "\n"
 
@@ -81,7 +73,8 @@ def builtin_corpus(verbose=True):
             text = path.read_text(encoding="utf-8")
         else:
             text = _make_corpus()
-            _write_atomic(path, text)
+            with written_whole(path) as tmp:            # a failed write leaves no partial file
+                tmp.write_text(text, encoding="utf-8")
         where = str(path)
     except OSError as e:
         if verbose:

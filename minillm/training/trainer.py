@@ -16,7 +16,6 @@ stops training with a message naming the step and leaves the last good checkpoin
 """
 import csv
 import math
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import backend
+from ..files import written_whole
 from .checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from .interrupt import StopRequests, TrainingInterrupted
 from .lock import FolderLock
@@ -209,10 +209,8 @@ def keep_log_until(log_path, step):
     with open(log_path, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     kept = rows[:1] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= step]
-    tmp = log_path.with_name(log_path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with written_whole(log_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows(kept)
-    os.replace(tmp, log_path)
 
 
 def plot_log(log_path, png_path):
@@ -237,4 +235,5 @@ def plot_log(log_path, png_path):
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(png_path, dpi=110)
+    with written_whole(png_path) as tmp:
+        fig.savefig(tmp, dpi=110)
