@@ -15,11 +15,13 @@ What differs between the formats, and is converted here:
 The output layer of both models is tied to the token embedding, so it is not stored twice.
 """
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 
 from .files import written_whole
+from .models.config_checks import check_config
 from .models.bert import BERT, BertConfig, BertForMaskedLM
 from .models.gpt import GPT, GPTConfig
 
@@ -59,7 +61,12 @@ def read_pretrained(path):
         from safetensors.numpy import load_file
     except ImportError as e:
         raise RuntimeError("reading model.safetensors needs the safetensors package: pip install safetensors") from e
-    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path / 'config.json'} is not valid JSON ({e})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path / 'config.json'} must hold a JSON object, got a {type(config).__name__}")
     try:
         weights = load_file(str(path / "model.safetensors"))
     except Exception as e:                                   # the package raises its own error types
@@ -79,6 +86,21 @@ def write_pretrained(path, config, weights):
         config_tmp.write_text(json.dumps(config, indent=2), encoding="utf-8")
 
 
+def _field(config, name, where):
+    """config[name], or a one-line error naming the file and the missing field."""
+    if name not in config:
+        raise ValueError(f"{where}: the field {name!r} is missing")
+    return config[name]
+
+
+def _check_layers(weights, pattern, n_layer, where):
+    """The weight file must hold exactly the layers 0 .. n_layer - 1 that config.json announces."""
+    found = {int(m.group(1)) for m in (re.match(pattern, k) for k in weights) if m}
+    if found != set(range(n_layer)):
+        raise ValueError(f"{where}: n_layer is {n_layer}, but model.safetensors holds "
+                         f"{len(found)} layer(s) ({', '.join(map(str, sorted(found)[:5]))}{', ...' if len(found) > 5 else ''})")
+
+
 def _take(weights, prefixes, name, path):
     """weights[prefix + name] for the first prefix present ("transformer." or "bert." may be absent)."""
     for prefix in prefixes:
@@ -91,15 +113,20 @@ def _take(weights, prefixes, name, path):
 def load_gpt2(path):
     """A minillm GPT with the weights of a Hugging Face GPT-2 directory (GPT2LMHeadModel or GPT2Model)."""
     config, w = read_pretrained(path)
+    where = f"{Path(path) / 'config.json'}"
     if config.get("model_type") != "gpt2":
         raise ValueError(f"{path}: config.json says model_type {config.get('model_type')!r}, expected 'gpt2'")
-    C = config["n_embd"]
+    fields = {ours: _field(config, theirs, where) for ours, theirs in
+              (("vocab_size", "vocab_size"), ("block_size", "n_positions"), ("n_layer", "n_layer"),
+               ("n_head", "n_head"), ("n_embd", "n_embd"))}
+    cfg = check_config(GPTConfig, fields, where)                 # before any array is made
+    C = cfg.n_embd
     if config.get("n_inner") not in (None, 4 * C):
         raise ValueError(f"{path}: n_inner {config['n_inner']} is not 4 * n_embd; minillm's GPT uses 4 * n_embd")
     if config.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
         raise ValueError(f"{path}: activation {config['activation_function']!r}; minillm's GPT uses the tanh GELU")
-    model = GPT(GPTConfig(vocab_size=config["vocab_size"], block_size=config["n_positions"],
-                          n_layer=config["n_layer"], n_head=config["n_head"], n_embd=C))
+    _check_layers(w, r"(?:transformer\.)?h\.(\d+)\.", cfg.n_layer, where)
+    model = GPT(cfg)
     pre = ("transformer.", "")
     state = {"wte.weight": _take(w, pre, "wte.weight", path), "wpe.weight": _take(w, pre, "wpe.weight", path),
              "ln_f.weight": _take(w, pre, "ln_f.weight", path), "ln_f.bias": _take(w, pre, "ln_f.bias", path)}
@@ -140,15 +167,19 @@ def load_bert(path, with_mlm_head=True):
     config, w = read_pretrained(path)
     if config.get("model_type") != "bert":
         raise ValueError(f"{path}: config.json says model_type {config.get('model_type')!r}, expected 'bert'")
-    C = config["hidden_size"]
+    where = f"{Path(path) / 'config.json'}"
+    fields = {ours: _field(config, theirs, where) for ours, theirs in
+              (("vocab_size", "vocab_size"), ("max_position", "max_position_embeddings"),
+               ("n_layer", "num_hidden_layers"), ("n_head", "num_attention_heads"), ("n_embd", "hidden_size"))}
+    fields.update(type_vocab_size=config.get("type_vocab_size", 2), layer_norm_eps=config.get("layer_norm_eps", 1e-12))
+    cfg = check_config(BertConfig, fields, where)                # before any array is made
+    C = cfg.n_embd
     if config.get("intermediate_size", 4 * C) != 4 * C:
         raise ValueError(f"{path}: intermediate_size {config['intermediate_size']} is not 4 * hidden_size; "
                          "minillm's BERT uses 4 * hidden_size")
     if config.get("hidden_act", "gelu") != "gelu":
         raise ValueError(f"{path}: hidden_act {config['hidden_act']!r}; minillm's BERT uses the exact GELU")
-    cfg = BertConfig(vocab_size=config["vocab_size"], max_position=config["max_position_embeddings"],
-                     n_layer=config["num_hidden_layers"], n_head=config["num_attention_heads"], n_embd=C,
-                     type_vocab_size=config.get("type_vocab_size", 2), layer_norm_eps=config.get("layer_norm_eps", 1e-12))
+    _check_layers(w, r"(?:bert\.)?encoder\.layer\.(\d+)\.", cfg.n_layer, where)
     pre = ("bert.", "")
     enc = {ours: _take(w, pre, "embeddings." + theirs, path) for ours, theirs in BERT_EMBEDDINGS.items()}
     for i in range(cfg.n_layer):

@@ -18,6 +18,7 @@ from ..models import (GPT, LSTMLM, BertConfig, BertForMaskedLM, BertForSequenceC
                      LSTMConfig)
 from ..training.optim import AdamW, param_groups
 from ..training.tasks import ClassifyTask, LMTask, MLMTask
+from ..models.config_checks import check_config
 from ..tokenizers import ByteBPETokenizer, CharTokenizer, tokenizer_from_dict
 from ..training.trainer import TrainConfig, Trainer
 from ..tokenizers.wordpiece import SPECIAL_TOKENS, WordPieceTokenizer, join_pieces
@@ -44,10 +45,13 @@ def check_output_folder(out, hint=""):
                               "(nothing was overwritten)")
 
 
-def build_model(kind, config_dict):
-    """A fresh model of ``kind`` ("gpt", "lstm", "bert", "bert-cls") from its config fields."""
+def build_model(kind, config_dict, where="the command line"):
+    """A fresh model of ``kind`` ("gpt", "lstm", "bert", "bert-cls") from its config fields, checked
+    first (types, ranges, size: models/config_checks.py); ``where`` names their source."""
+    if kind not in KINDS:
+        raise ValueError(f"{where}: unknown model kind {kind!r} (expected one of {', '.join(KINDS)})")
     cls, cfg_cls = KINDS[kind]
-    return cls(cfg_cls(**config_dict))
+    return cls(check_config(cfg_cls, config_dict, where))
 
 
 def load_model(ckpt_dir, kinds):
@@ -56,7 +60,7 @@ def load_model(ckpt_dir, kinds):
     if meta.get("kind") not in kinds:
         raise ValueError(f"checkpoint {checkpoint_path(ckpt_dir)} holds a {meta.get('kind')!r} model; "
                          f"this command needs {' or '.join(repr(k) for k in kinds)}")
-    model = build_model(meta["kind"], meta["model_config"])
+    model = build_model(meta["kind"], meta.get("model_config"), f"checkpoint {checkpoint_path(ckpt_dir)}")
     model.load_state_dict(state)
     return model, tokenizer_from_dict(meta["tokenizer"]), meta
 
@@ -253,7 +257,7 @@ def classifier_trainer(meta, state, task, num_labels, from_scratch, lr, max_step
     then cosine to lr / 10, gradient clipping 1.0, batches and dropout seeded with ``seed``."""
     backend.manual_seed(seed)
     cfg = dict(meta["model_config"], num_labels=num_labels, dropout=0.1)
-    model = build_model("bert-cls", cfg)
+    model = build_model("bert-cls", cfg, "the checkpoint's model config")
     if not from_scratch:
         model.bert.load_state_dict({k[len("bert."):]: v for k, v in state.items() if k.startswith("bert.")})
     opt = AdamW(param_groups(model, 0.01), lr=lr)

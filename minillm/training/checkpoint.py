@@ -78,6 +78,9 @@ def load_checkpoint(directory, expected_kind=None):
         raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError) as e:
         raise CheckpointError(f"checkpoint {path} is truncated or corrupted ({type(e).__name__}: {e})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"checkpoint {path}: its metadata is a JSON {type(meta).__name__}, not an object: "
+                              "not a minillm checkpoint")
     if expected_kind is not None and meta.get("kind") != expected_kind:
         raise CheckpointError(f"checkpoint {path} holds a {meta.get('kind')!r} model, expected {expected_kind!r}")
     return meta, model_state, optim
