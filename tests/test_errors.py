@@ -102,3 +102,19 @@ def test_a_tiny_temperature_samples_the_argmax_instead_of_nan():
     for temperature in (1e-320, 1e-30):
         got = sample_next(logits, temperature=temperature, top_p=0.9, rng=np.random.default_rng(0))
         np.testing.assert_array_equal(got, [1, 0])
+
+
+@pytest.mark.parametrize("field,value", [("eval_interval", 0), ("eval_batches", 0), ("max_steps", -1),
+                                         ("lr", float("nan")), ("warmup_steps", -5), ("threads", 1.5)])
+def test_train_config_names_a_field_out_of_range(field, value):
+    from minillm.training import TrainConfig
+    with pytest.raises(ValueError, match=f"TrainConfig: {field} must be"):
+        TrainConfig(**{field: value})
+
+
+def test_multi_head_attention_with_zero_heads_and_lstm_cell_with_a_wrong_state():
+    with pytest.raises(ValueError, match="MultiHeadAttention: num_heads must be an integer >= 1, got 0"):
+        nn.MultiHeadAttention(8, 0)
+    cell = nn.LSTMCell(3, 4)
+    with pytest.raises(ValueError, match=r"state \(h, c\) must be two arrays of shape \(B, H\) = \(2, 4\)"):
+        cell(np.ones((2, 3), np.float32), (np.zeros((2, 4), np.float32), np.zeros((2, 5), np.float32)))

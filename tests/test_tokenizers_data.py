@@ -1,4 +1,6 @@
 """Tokenizers round-trip any text; the data helpers split, batch and mask as documented."""
+import re
+
 import numpy as np
 import pytest
 
@@ -155,3 +157,15 @@ def test_decode_refuses_ids_outside_the_vocabulary(kind):
             tok.decode([0, bad])
     with pytest.raises(ValueError, match="ids must be integers, got 1.5"):
         tok.decode([1.5])
+
+
+@pytest.mark.parametrize("merges,message", [
+    ([[0, 1], [256, 300]], "BPE merge 1 refers to token 300, which does not exist before it (ids 0..256)"),
+    ([[0, -1]], "BPE merge 0 refers to token -1"),
+    ([[0, 1, 2]], "BPE merge 0 must be a pair of token ids"),
+    ([["a", "b"]], "BPE merge 0 refers to token 'a'"),
+])
+def test_bpe_merges_that_refer_to_unknown_tokens_are_refused(merges, message):
+    from minillm.tokenizers import tokenizer_from_dict
+    with pytest.raises(ValueError, match=re.escape(message)):
+        tokenizer_from_dict({"type": "bpe", "merges": merges})

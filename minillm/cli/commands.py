@@ -60,9 +60,16 @@ def load_model(ckpt_dir, kinds):
     if meta.get("kind") not in kinds:
         raise ValueError(f"checkpoint {checkpoint_path(ckpt_dir)} holds a {meta.get('kind')!r} model; "
                          f"this command needs {' or '.join(repr(k) for k in kinds)}")
-    model = build_model(meta["kind"], meta.get("model_config"), f"checkpoint {checkpoint_path(ckpt_dir)}")
+    where = f"checkpoint {checkpoint_path(ckpt_dir)}"
+    model = build_model(meta["kind"], meta.get("model_config"), where)
     model.load_state_dict(state)
-    return model, tokenizer_from_dict(meta["tokenizer"]), meta
+    if not isinstance(meta.get("tokenizer"), dict):
+        raise ValueError(f"{where} has no tokenizer description")
+    tokenizer = tokenizer_from_dict(meta["tokenizer"])
+    if tokenizer.vocab_size != model.config.vocab_size:
+        raise ValueError(f"{where}: its tokenizer has {tokenizer.vocab_size} tokens but its model "
+                         f"{model.config.vocab_size}; they must be the pair that was trained together")
+    return model, tokenizer, meta
 
 
 def make_tokenizer(text, kind, vocab_size, specials):

@@ -180,6 +180,9 @@ class MultiHeadAttention(Module):
     """
 
     def __init__(self, embed_dim, num_heads, bias=True, dropout=0.0, dtype=None):
+        for name, value in (("embed_dim", embed_dim), ("num_heads", num_heads)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"MultiHeadAttention: {name} must be an integer >= 1, got {value!r}")
         if embed_dim % num_heads != 0:
             raise ValueError(f"MultiHeadAttention: embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
         self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads

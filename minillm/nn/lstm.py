@@ -144,6 +144,10 @@ class LSTMCell(Module):
         xp = backend.get_array_module(x)
         if state is None:
             state = (xp.zeros((x.shape[0], self.hidden_size), x.dtype),) * 2
+        expected = (x.shape[0], self.hidden_size)
+        if len(state) != 2 or any(tuple(s.shape) != expected for s in state):
+            raise ValueError(f"{where}: state (h, c) must be two arrays of shape (B, H) = {expected}, got "
+                             f"{[tuple(getattr(s, 'shape', ())) for s in state]}")
         h, c, self.cache = lstm_cell_forward(x, state[0], state[1], self.weight_ih.data, self.weight_hh.data,
                                              self.bias_ih.data, self.bias_hh.data)
         return h, c

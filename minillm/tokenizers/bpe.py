@@ -49,6 +49,23 @@ def _most_frequent(heap, pairs):
     return None
 
 
+def check_merges(merges):
+    """The merges as a list of pairs of ints, merge i joining two tokens that exist before it
+    (ids below 256 + i); otherwise a ValueError naming the merge."""
+    checked = []
+    for i, merge in enumerate(merges):
+        try:
+            a, b = merge
+        except (TypeError, ValueError):
+            raise ValueError(f"BPE merge {i} must be a pair of token ids, got {merge!r}") from None
+        for t in (a, b):
+            if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < 256 + i:
+                raise ValueError(f"BPE merge {i} refers to token {t!r}, which does not exist before it "
+                                 f"(ids 0..{256 + i - 1})")
+        checked.append((a, b))
+    return checked
+
+
 class ByteBPETokenizer:
     """Byte-level BPE: ids 0..255 are bytes, 256.. are merges in the order learned, then specials.
 
@@ -59,11 +76,16 @@ class ByteBPETokenizer:
     kind = "bpe"
 
     def __init__(self, merges, special_tokens=(), ids=None, special_ids=None):
-        self.merges = [tuple(m) for m in merges]                       # [(a, b)]: merged into 256 + i
+        self.merges = check_merges(merges)                            # [(a, b)]: merged into 256 + i
         self.ranks = {pair: i for i, pair in enumerate(self.merges)}
         self.token_bytes = [bytes([i]) for i in range(256)]
         for a, b in self.merges:
             self.token_bytes.append(self.token_bytes[a] + self.token_bytes[b])
+        if ids is not None and len(ids) != len(self.token_bytes):
+            raise ValueError(f"ByteBPETokenizer: ids renumbers {len(ids)} tokens, but there are "
+                             f"{len(self.token_bytes)} (256 bytes + {len(self.merges)} merges)")
+        if special_ids is not None and len(special_ids) != len(special_tokens):
+            raise ValueError(f"ByteBPETokenizer: {len(special_ids)} special ids for {len(special_tokens)} special tokens")
         if special_ids is None:
             special_ids = [len(self.token_bytes) + i for i in range(len(special_tokens))]
         self.special_tokens = dict(zip(special_tokens, special_ids))

@@ -49,6 +49,21 @@ class TrainConfig:
     seed: int = 0
     threads: int = 1              # data-parallel CPU threads, one batch shard each (parallel.py); 1: none
 
+    def __post_init__(self):
+        """Each field in its range, named in the error (eval_interval = 0 would divide by zero)."""
+        for name in ("max_steps", "eval_interval", "eval_batches", "log_interval", "threads"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainConfig: {name} must be an integer >= 1, got {value!r}")
+        for name, low in (("max_seconds", 0.0), ("lr", None), ("min_lr", 0.0), ("grad_clip", 0.0)):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and
+                    (value > 0 if low is None else value >= low)):
+                raise ValueError(f"TrainConfig: {name} must be a finite number {'> 0' if low is None else '>= 0'}, "
+                                 f"got {value!r}")
+        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise ValueError(f"TrainConfig: warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
+
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
