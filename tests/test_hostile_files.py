@@ -90,3 +90,21 @@ def test_command_line_sizes_that_describe_a_huge_model_are_refused(tmp_path):
                           str(tmp_path / "x")], capture_output=True, text=True, timeout=300)
     assert out.returncode == 1 and "describes a model of about" in out.stderr, out.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_an_npz_member_whose_header_claims_petabytes_is_refused_before_allocating(tmp_path):
+    """A 3 KB checkpoint whose array header says (10^15,) float32: refused from the header alone."""
+    import io
+    import zipfile
+    meta = json.dumps({"kind": "gpt"}).encode()
+    good = io.BytesIO()
+    np.save(good, np.frombuffer(meta, dtype=np.uint8))
+    lie = io.BytesIO()
+    np.lib.format.write_array_header_1_0(lie, {"descr": "<f4", "fortran_order": False, "shape": (10 ** 15,)})
+    lie.write(b"\0" * 64)
+    with zipfile.ZipFile(tmp_path / "ckpt.npz", "w") as z:
+        z.writestr("__meta__.npy", good.getvalue())
+        z.writestr("model/w.npy", lie.getvalue())
+    with pytest.raises(CheckpointError, match=r"model/w.npy claims shape \(1000000000000000,\) of float32 "
+                                              r"\(4,000,000,000,000,000 bytes\) but holds"):
+        load_checkpoint(tmp_path)

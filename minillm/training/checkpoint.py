@@ -61,6 +61,22 @@ def save_checkpoint(directory, model, meta, optimizer=None):
     return final
 
 
+def check_array_headers(path):
+    """Before any array is read: each member's .npy header (shape, dtype) must describe no more bytes
+    than the member holds, so a 3 KB file claiming petabytes is refused instead of allocated."""
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(member)
+                claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if claimed > info.file_size:
+                    raise CheckpointError(f"checkpoint {path}: {info.filename} claims shape {shape} of {dtype} "
+                                          f"({claimed:,} bytes) but holds {info.file_size:,} bytes")
+
+
 def load_checkpoint(directory, expected_kind=None):
     """Read DIR/ckpt.npz -> (meta, model_state, optimizer_arrays). Raises CheckpointError with one line."""
     path = Path(directory)
@@ -68,6 +84,7 @@ def load_checkpoint(directory, expected_kind=None):
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     try:
+        check_array_headers(path)
         with np.load(path, allow_pickle=False) as z:
             if "__meta__" not in z.files:
                 raise CheckpointError(f"checkpoint {path} has no metadata: not a minillm checkpoint")
