@@ -118,3 +118,15 @@ def test_multi_head_attention_with_zero_heads_and_lstm_cell_with_a_wrong_state()
     cell = nn.LSTMCell(3, 4)
     with pytest.raises(ValueError, match=r"state \(h, c\) must be two arrays of shape \(B, H\) = \(2, 4\)"):
         cell(np.ones((2, 3), np.float32), (np.zeros((2, 4), np.float32), np.zeros((2, 5), np.float32)))
+
+
+@pytest.mark.parametrize("shape,hint", [((3,), "pass idx[None]"), ((1, 0), ""), ((0, 3), "")])
+def test_models_and_generation_refuse_prompts_that_are_not_a_batch_of_sequences(shape, hint):
+    from minillm.models import GPT, GPTConfig, LSTMLM, LSTMConfig
+    idx = np.ones(shape, dtype=np.int64)
+    for model in (GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8)),
+                  LSTMLM(LSTMConfig(11, 4, 8, 1))):
+        for call in (lambda: model(idx), lambda: model.generate(idx, 2)):
+            with pytest.raises(ValueError, match=r"idx must have shape \(B, T\) with B, T >= 1") as info:
+                call()
+            assert hint in str(info.value)

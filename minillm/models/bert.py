@@ -14,7 +14,7 @@ from typing import NamedTuple
 from .. import backend
 from ..nn import (GELU, Dropout, Embedding, LayerNorm, LearnedPositionalEncoding, Linear, Module, ModuleList,
                   Parameter, TransformerBlock, init)
-from ..nn.checks import check_token_ids
+from ..nn.checks import check_sequences, check_token_ids
 from ..nn.linear import linear_backward, linear_forward
 
 
@@ -50,6 +50,7 @@ class BERT(Module):
     def forward(self, idx, segments=None, key_padding_mask=None):
         """idx: (B, T) ids; segments: (B, T) in [0, type_vocab_size) or None; key_padding_mask: (B, T), True = pad."""
         check_token_ids("idx", idx, self.config.vocab_size, "BERT")
+        check_sequences("idx", idx, "BERT")
         xp = backend.get_array_module(self.tok.weight.data)
         segments = xp.zeros(idx.shape, dtype=xp.int64) if segments is None else segments
         x = self.pos(self.tok(idx)) + self.seg(segments)            # (B, T, C)

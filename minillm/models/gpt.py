@@ -19,7 +19,7 @@ import numpy as np
 from .. import backend
 from ..nn import (Dropout, Embedding, KVCache, LayerNorm, LearnedPositionalEncoding, Module, ModuleList,
                   TransformerBlock)
-from ..nn.checks import check_token_ids
+from ..nn.checks import check_sequences, check_token_ids
 from ..nn.linear import linear_backward, linear_forward
 from .sampling import sample_next
 
@@ -72,8 +72,7 @@ class GPT(Module):
         """idx: (B, T) token ids -> logits (B, T, V). With kv_caches (one per block) only the new
         positions are computed and their keys/values are appended (generation; no backward)."""
         check_token_ids("idx", idx, self.config.vocab_size, "GPT")
-        if idx.ndim != 2:
-            raise ValueError(f"GPT: idx must have shape (B, T), got {tuple(idx.shape)}")
+        check_sequences("idx", idx, "GPT")
         start = 0 if kv_caches is None else kv_caches[0].length
         if start + idx.shape[1] > self.config.block_size:
             raise ValueError(f"GPT: sequence length {start + idx.shape[1]} exceeds block_size {self.config.block_size}")
@@ -125,6 +124,7 @@ class GPT(Module):
         was_training = self.training
         self.eval()
         rng = np.random.default_rng(seed)
+        check_sequences("idx", idx, "GPT.generate")
         idx = backend.to_numpy(idx).astype(np.int64)
         block = self.config.block_size
         if idx.shape[1] > block:

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import backend
 from ..nn import LSTM, Dropout, Embedding, Linear, Module
-from ..nn.checks import check_token_ids
+from ..nn.checks import check_sequences, check_token_ids
 from .sampling import sample_next
 
 
@@ -47,6 +47,7 @@ class LSTMLM(Module):
         """idx: (B, T) ids, state (h, c): (num_layers, B, H) or None -> logits (B, T, V).
         The final (h, c) is kept in self.state, so generation can go on from it."""
         check_token_ids("idx", idx, self.config.vocab_size, "LSTMLM")
+        check_sequences("idx", idx, "LSTMLM")
         x = self.drop_in(self.embedding(idx))
         h, self.state = self.lstm(x, state)         # the final (h, c), for generation
         return self.fc(self.drop_out(h))
@@ -62,6 +63,7 @@ class LSTMLM(Module):
         was_training = self.training
         self.eval()
         rng = np.random.default_rng(seed)
+        check_sequences("idx", idx, "LSTMLM.generate")
         idx = backend.to_numpy(idx).astype(np.int64)
         logits = self.forward(backend.to_device(idx))[:, -1]
         for _ in range(max_new_tokens):

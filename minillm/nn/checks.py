@@ -40,6 +40,14 @@ def check_token_ids(name, idx, num, where):
             raise ValueError(f"{where}: {name} must lie in [0, {num}), got values in [{lo}, {hi}]")
 
 
+def check_sequences(name, idx, where):
+    """idx must be a batch of token sequences, shape (B, T) with B >= 1 and T >= 1."""
+    shape = tuple(getattr(idx, "shape", ()))
+    if len(shape) != 2 or 0 in shape:
+        hint = " (one sequence: pass idx[None], shape (1, T))" if len(shape) == 1 and shape[0] else ""
+        raise ValueError(f"{where}: {name} must have shape (B, T) with B, T >= 1, got {shape}{hint}")
+
+
 def check_same_dtype(where, **arrays):
     """Every array given (None is skipped) must have the same dtype, e.g. q, k, v of attention."""
     dtypes = {k: np.dtype(v.dtype) for k, v in arrays.items() if v is not None}
