@@ -21,7 +21,7 @@ def minillm_step_time(cfg, batch, steps, fused):
     import cupy
     import minillm
     from minillm.models import GPT
-    from minillm.nn import CrossEntropyLoss, attention
+    from minillm.nn import CrossEntropyLoss
     from minillm.kernels import dispatch
     from minillm.training.optim import AdamW, clip_grad_norm, param_groups
     os.environ["MINILLM_KERNELS"] = "auto" if fused else "plain"

@@ -5,7 +5,7 @@ import pytest
 import minillm
 from minillm import backend
 from minillm.models import GPT, GPTConfig
-from minillm.nn import CrossEntropyLoss, attention
+from minillm.nn import CrossEntropyLoss
 from minillm.kernels import dispatch
 from minillm.training.optim import AdamW, clip_grad_norm, param_groups
 

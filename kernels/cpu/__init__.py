@@ -14,11 +14,11 @@
 Each module has ``accepts(...)`` (None, or why it cannot take these inputs) and ``forward(...)``,
 whose cache carries its own ``backward``. tests/test_kernels.py checks each against the lesson.
 """
+import numpy as np
 
 
 def numpy_float(name, x):
     """None when x is a float32 or float64 NumPy array, else the reason a CPU kernel cannot take it."""
-    import numpy as np
     if type(x) is not np.ndarray:
         return f"{name} is a {type(x).__module__}.{type(x).__name__}, not a NumPy array"
     if x.dtype not in (np.float32, np.float64):

@@ -1,6 +1,7 @@
 """What the ``minillm`` commands do: build tokenizer, model, optimizer and task, train, generate.
 
-cli.py parses the options and calls these functions; they can be called from Python too.
+main.py parses the options and calls the run_* functions at the end; the others can be called
+from Python too.
 """
 import json
 import shlex
