@@ -11,6 +11,7 @@ Arrays are created on the current backend; a Module moves its parameters with
 start from the same weights: initial weights are always drawn on the CPU with
 one NumPy generator and then copied to the device.
 """
+import numbers
 import os
 import threading
 
@@ -116,8 +117,20 @@ def to_device_of(x, ref):
     return to_device(x, "numpy" if get_array_module(ref) is np else "cupy")
 
 
+def check_seed(seed, name="seed", allow_none=False):
+    """TypeError or ValueError naming the argument unless seed is an integer >= 0 (NumPy's generators
+    refuse negative seeds; None, a fresh draw from the operating system, only where allow_none)."""
+    if seed is None and allow_none:
+        return
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= 0{' or None' if allow_none else ''}, got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {seed}")
+
+
 def manual_seed(seed):
     """Seed every random draw minillm makes (initial weights, dropout, batches, sampling)."""
+    check_seed(seed)
     _rng["cpu"] = np.random.default_rng(seed)
     if current() == "cupy":
         _state["xp"].random.seed(seed)

@@ -123,7 +123,7 @@ def test_sampling_is_seeded_and_filters_work():
     assert np.isfinite(filter_logits(logits, top_p=0.75)).sum() == 2      # 0.5 + 0.3 reaches 0.75
     assert np.isfinite(filter_logits(logits, top_p=0.5)).sum() == 1
     assert sample_next(logits, do_sample=False)[0] == 0
-    with pytest.raises(ValueError, match=r"top_p must lie in \(0, 1\], got 1.5"):
+    with pytest.raises(ValueError, match=r"top_p must be a number in \(0, 1\], got 1.5"):
         sample_next(logits, top_p=1.5)
 
 

@@ -23,6 +23,13 @@ def _positive_int(text):
     return value
 
 
+def _seed(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
 def _probability(text):
     value = float(text)
     if not 0 < value <= 1:
@@ -83,7 +90,7 @@ def build_parser():
     t.add_argument("--eval-interval", type=_positive_int, default=250, help="steps between validation losses")
     t.add_argument("--eval-batches", type=_positive_int, default=10, help="batches per validation loss")
     t.add_argument("--out", metavar="DIR", help="output folder (default: runs/<model>-<date>-<time>)")
-    t.add_argument("--seed", type=int, default=0, help="seed of the initial weights, batches and dropout")
+    t.add_argument("--seed", type=_seed, default=0, help="seed of the initial weights, batches and dropout")
     t.add_argument("--backend", choices=["numpy", "cupy"], default="numpy", help="arrays on the CPU (NumPy) or a GPU (CuPy)")
     t.add_argument("--threads", type=_positive_int, default=1,
                    help="CPU cores to train on: the batch is split into this many shards, one model replica "
@@ -102,7 +109,7 @@ def build_parser():
     g.add_argument("--top-p", type=_probability, default=None, help="nucleus sampling, in (0, 1]")
     g.add_argument("--greedy", action="store_true", help="always take the most likely token")
     g.add_argument("--no-cache", action="store_true", help="recompute the whole context each step (slow)")
-    g.add_argument("--seed", type=int, default=None, help="seed of the sampling (default: a fresh draw)")
+    g.add_argument("--seed", type=_seed, default=None, help="seed of the sampling (default: a fresh draw)")
 
     f = sub.add_parser(formatter_class=DefaultsFormatter, name="fill-mask", help="predict the [MASK] tokens of a text with a trained BERT or a BERT directory")
     fsrc = f.add_mutually_exclusive_group(required=True)
@@ -121,7 +128,7 @@ def build_parser():
     c.add_argument("--max-len", type=_positive_int, default=64, help="tokens read per docstring")
     c.add_argument("--train-examples", type=_positive_int, metavar="N",
                    help="fine-tune on only N training docstrings (N / 4 per class; default: all)")
-    c.add_argument("--seed", type=int, default=0, help="seed of the head's weights and the batches")
+    c.add_argument("--seed", type=_seed, default=0, help="seed of the head's weights and the batches")
     c.add_argument("--out", metavar="DIR", help="output folder (default: runs/classify-<start>-<date>-<time>)")
 
     a = sub.add_parser(formatter_class=DefaultsFormatter, name="plot-attention", help="draw a GPT or BERT checkpoint's attention weights on a text (PNG)")
@@ -156,7 +163,7 @@ def main(argv=None):
     except Exception as e:                       # the one error boundary: one line, never a traceback
         if os.environ.get("MINILLM_DEBUG") == "1":
             raise
-        print(f"minillm: error: {error_line(e, CheckpointError)}", file=sys.stderr)
+        print(f"minillm: error: {error_line(e, (CheckpointError, commands.UsageError))}", file=sys.stderr)
         return 2 if isinstance(e, (commands.UsageError, FileExistsError, FileNotFoundError)) else 1
     except KeyboardInterrupt as e:               # Ctrl-C; during training, after a saved checkpoint
         print(f"minillm: {interrupted_line(e, sys.argv[1:] if argv is None else argv)}", file=sys.stderr)
@@ -177,13 +184,13 @@ def interrupted_line(e, argv):
             f"To continue: {shlex.join(['minillm'] + args)}")
 
 
-def error_line(e, checkpoint_error):
+def error_line(e, raised_on_purpose):
     """The text after "minillm: error: ": the message of the errors minillm raises on purpose, and
     the exception's type with its message for any other (a bug to report, or MINILLM_DEBUG=1 to see
     the traceback)."""
     if isinstance(e, MemoryError):
         return f"out of memory ({str(e) or 'the arrays this command needs do not fit'}); try a smaller model or batch"
-    ours = (checkpoint_error, ValueError, TypeError, RuntimeError, OSError)
+    ours = (*raised_on_purpose, ValueError, TypeError, RuntimeError, OSError)
     text = str(e).strip().replace("\n", " ")
     if isinstance(e, ours) and text:
         return text

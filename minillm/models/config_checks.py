@@ -7,6 +7,7 @@ of 10^12 is refused with its size, instead of building layers until the memory r
 """
 import dataclasses
 import math
+import os
 
 MAX_PARAMETERS = 2_000_000_000        # 8 GiB of float32 weights, before gradients and Adam's moments
 
@@ -63,3 +64,32 @@ def parameter_count(config):
     positions = getattr(config, "block_size", None) or getattr(config, "max_position")
     block = 12 * C * C + 13 * C                                         # attention 4C^2, feed-forward 8C^2
     return V * C + positions * C + L * block + 2 * C
+
+
+def step_memory_bytes(config, batch_size, length):
+    """About how many bytes (float32) the caches of one training step on (batch_size, length) ids
+    hold, from the sizes alone: per layer a few dozen (B, T, C) arrays (projections, norms, the
+    feed-forward) and three (B, H, T, T) attention arrays, then the logits (B, T, V) and their
+    gradient. An estimate, within a small factor, for refusing what cannot fit."""
+    B, T = batch_size, length
+    if hasattr(config, "hidden_size"):                                  # the LSTM language model
+        H, L, V = config.hidden_size, config.num_layers, config.vocab_size
+        return 4 * B * T * (12 * H * L + 2 * config.embed_dim + 3 * V)
+    C, L, V, heads = config.n_embd, config.n_layer, config.vocab_size, config.n_head
+    return 4 * (B * T * (34 * C * L + 3 * V) + 3 * B * heads * T * T * L)
+
+
+def physical_memory_bytes():
+    """This machine's memory in bytes, or None where the operating system does not say (Windows)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_step_memory(config, batch_size, length, where):
+    """ValueError when one training step would need more memory than the machine has."""
+    need, have = step_memory_bytes(config, batch_size, length), physical_memory_bytes()
+    if have and need > have:
+        raise ValueError(f"{where}: one training step on {batch_size:,} x {length:,} tokens would hold about "
+                         f"{need / 2**30:,.1f} GiB of activations; this machine has {have / 2**30:,.1f} GiB")

@@ -21,7 +21,7 @@ from ..nn import (Dropout, Embedding, KVCache, LayerNorm, LearnedPositionalEncod
                   TransformerBlock)
 from ..nn.checks import check_sequences, check_token_ids
 from ..nn.linear import linear_backward, linear_forward
-from .sampling import sample_next
+from .sampling import check_generate_options, check_sampling_options, sample_next
 
 
 @dataclass
@@ -121,10 +121,12 @@ class GPT(Module):
         produce the same tokens. Returns the ids (B, T + max_new_tokens) as a NumPy array (and the
         per-step logits if asked).
         """
+        check_sequences("idx", idx, "GPT.generate")
+        check_generate_options(max_new_tokens, seed)
+        check_sampling_options(temperature, top_k, top_p)
         was_training = self.training
         self.eval()
         rng = np.random.default_rng(seed)
-        check_sequences("idx", idx, "GPT.generate")
         idx = backend.to_numpy(idx).astype(np.int64)
         block = self.config.block_size
         if idx.shape[1] > block:

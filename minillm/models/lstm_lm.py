@@ -17,7 +17,7 @@ import numpy as np
 from .. import backend
 from ..nn import LSTM, Dropout, Embedding, Linear, Module
 from ..nn.checks import check_sequences, check_token_ids
-from .sampling import sample_next
+from .sampling import check_generate_options, check_sampling_options, sample_next
 
 
 @dataclass
@@ -60,10 +60,12 @@ class LSTMLM(Module):
 
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, do_sample=True, seed=None):
         """Feed the prompt once, then one token at a time, carrying the LSTM state. Returns (B, T + new) ids."""
+        check_sequences("idx", idx, "LSTMLM.generate")
+        check_generate_options(max_new_tokens, seed)
+        check_sampling_options(temperature, top_k, top_p)
         was_training = self.training
         self.eval()
         rng = np.random.default_rng(seed)
-        check_sequences("idx", idx, "LSTMLM.generate")
         idx = backend.to_numpy(idx).astype(np.int64)
         logits = self.forward(backend.to_device(idx))[:, -1]
         for _ in range(max_new_tokens):

@@ -13,17 +13,38 @@ import numbers
 
 import numpy as np
 
+from .. import backend
+
 
 def check_sampling_options(temperature, top_k, top_p):
-    """ValueError naming the option unless temperature is finite and > 0, top_k >= 1 and top_p in
-    (0, 1] (None: unused)."""
-    if not (isinstance(temperature, numbers.Real) and math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature} "
+    """ValueError or TypeError naming the option unless temperature is a finite number > 0, top_k an
+    integer >= 1 and top_p a number in (0, 1] (None: unused). NaN fails every comparison, so each
+    test is written to be true only for a good value."""
+    if not (_is_number(temperature) and math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r} "
                          "(use greedy decoding for argmax)")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be >= 1, got {top_k}")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"top_p must lie in (0, 1], got {top_p}")
+    if top_k is not None:
+        if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral):
+            raise TypeError(f"top_k must be an integer >= 1 or None, got {top_k!r}")
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+    if top_p is not None and not (_is_number(top_p) and 0 < top_p <= 1):
+        raise ValueError(f"top_p must be a number in (0, 1], got {top_p!r}")
+
+
+def check_generate_options(max_new_tokens, seed):
+    """TypeError or ValueError naming the argument unless max_new_tokens is an integer >= 0 and
+    seed an integer >= 0 or None."""
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, numbers.Integral):
+        raise TypeError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    backend.check_seed(seed, allow_none=True)
+
+
+def _is_number(value):
+    """A real number that is not a bool (True would pass as temperature 1)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def filter_logits(logits, top_k=None, top_p=None):

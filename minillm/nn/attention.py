@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from .. import backend
 from ..kernels import dispatch
-from .checks import check_backend, check_float, check_ndim, check_last_dim, check_same_dtype
+from .checks import check_backend, check_float, check_ndim, check_last_dim, check_positions, check_same_dtype
 from .dropout import dropout_mask
 from .linear import linear_backward, linear_forward
 from .module import Module, Parameter
@@ -146,6 +146,7 @@ def _check_qkv(q, k, v):
         check_float(name, a, where)
         check_ndim(name, a, (4,), where)
     check_same_dtype(where, q=q, k=k, v=v)
+    check_positions("k", k, 2, where)
     if k.shape != v.shape or q.shape[:2] != k.shape[:2] or q.shape[3] != k.shape[3]:
         raise ValueError(f"{where}: expected q (B, H, T, D) and k, v (B, H, S, D) with the same B, H, D; "
                          f"got q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
@@ -219,6 +220,7 @@ class MultiHeadAttention(Module):
                 check_backend(name, a, W, where)
                 check_ndim(name, a, (3,), where)
                 check_last_dim(name, a, C, where)
+                check_positions(name, a, 1, where)
         if memory is None:                                             # one matmul for q, k and v
             qkv, lin = linear_forward(x, W, b)                         # (B, T, C) -> (B, T, 3C)
             q, k, v = (self._split_heads(qkv[..., i * C:(i + 1) * C]) for i in range(3))

@@ -29,6 +29,12 @@ def check_last_dim(name, x, size, where):
         raise ValueError(f"{where} got {name} with last dimension {x.shape[-1]} (shape {tuple(x.shape)}), expected {size}")
 
 
+def check_positions(name, x, axis, where):
+    """x.shape[axis] >= 1: attention over no positions is a softmax of an empty row, undefined."""
+    if x.shape[axis] < 1:
+        raise ValueError(f"{where}: {name} must hold at least one position (axis {axis}), got shape {tuple(x.shape)}")
+
+
 def check_token_ids(name, idx, num, where):
     """idx must be an integer array with every value in [0, num)."""
     dtype = getattr(idx, "dtype", None)
