@@ -101,12 +101,28 @@ def _check_layers(weights, pattern, n_layer, where):
                          f"{len(found)} layer(s) ({', '.join(map(str, sorted(found)[:5]))}{', ...' if len(found) > 5 else ''})")
 
 
+def _epsilon(config, name, default, where):
+    """config[name] (a LayerNorm epsilon) as a finite number > 0, or a one-line error naming it."""
+    eps = config.get(name, default)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < float("inf"):
+        raise ValueError(f"{where}: {name} must be a finite number > 0, got {eps!r}")
+    return float(eps)
+
+
+def _loaded(model, state, path, strict=True):
+    """model.load_state_dict(state, strict), its error naming the weight file the arrays came from."""
+    try:
+        return model.load_state_dict(state, strict=strict)
+    except ValueError as e:
+        raise ValueError(f"{Path(path) / 'model.safetensors'}: {e}") from None
+
+
 def _take(weights, prefixes, name, path):
     """weights[prefix + name] for the first prefix present ("transformer." or "bert." may be absent)."""
     for prefix in prefixes:
         if prefix + name in weights:
             return weights[prefix + name]
-    raise KeyError(f"{path}: model.safetensors has no tensor {prefixes[0] + name!r}")
+    raise ValueError(f"{Path(path) / 'model.safetensors'} has no tensor {prefixes[0] + name!r}")
 
 
 # ============================================================================ GPT-2
@@ -115,34 +131,38 @@ def load_gpt2(path):
     config, w = read_pretrained(path)
     where = f"{Path(path) / 'config.json'}"
     if config.get("model_type") != "gpt2":
-        raise ValueError(f"{path}: config.json says model_type {config.get('model_type')!r}, expected 'gpt2'")
+        raise ValueError(f"{where} says model_type {config.get('model_type')!r}, expected 'gpt2'")
     fields = {ours: _field(config, theirs, where) for ours, theirs in
               (("vocab_size", "vocab_size"), ("block_size", "n_positions"), ("n_layer", "n_layer"),
                ("n_head", "n_head"), ("n_embd", "n_embd"))}
     cfg = check_config(GPTConfig, fields, where)                 # before any array is made
     C = cfg.n_embd
     if config.get("n_inner") not in (None, 4 * C):
-        raise ValueError(f"{path}: n_inner {config['n_inner']} is not 4 * n_embd; minillm's GPT uses 4 * n_embd")
+        raise ValueError(f"{where}: n_inner {config['n_inner']!r} is not 4 * n_embd; minillm's GPT uses 4 * n_embd")
     if config.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
-        raise ValueError(f"{path}: activation {config['activation_function']!r}; minillm's GPT uses the tanh GELU")
+        raise ValueError(f"{where}: activation_function {config['activation_function']!r}; "
+                         "minillm's GPT uses the tanh GELU")
+    eps = _epsilon(config, "layer_norm_epsilon", 1e-5, where)
     _check_layers(w, r"(?:transformer\.)?h\.(\d+)\.", cfg.n_layer, where)
     model = GPT(cfg)
     pre = ("transformer.", "")
     state = {"wte.weight": _take(w, pre, "wte.weight", path), "wpe.weight": _take(w, pre, "wpe.weight", path),
              "ln_f.weight": _take(w, pre, "ln_f.weight", path), "ln_f.bias": _take(w, pre, "ln_f.bias", path)}
-    for i in range(config["n_layer"]):
+    for i in range(cfg.n_layer):
         for ours, (theirs, transpose) in GPT2_NAMES.items():
             a = _take(w, pre, f"h.{i}.{theirs}", path)
             state[f"h.{i}.{ours}"] = a.T if transpose else a
-    model.load_state_dict(state)
+    _loaded(model, state, path)
     for block in model.h:                                    # GPT-2's LayerNorm epsilon
-        block.norm1.eps = block.norm2.eps = config.get("layer_norm_epsilon", 1e-5)
-    model.ln_f.eps = config.get("layer_norm_epsilon", 1e-5)
+        block.norm1.eps = block.norm2.eps = eps
+    model.ln_f.eps = eps
     return model
 
 
 def save_gpt2(model, path):
     """Write a minillm GPT as a Hugging Face GPT2LMHeadModel directory (config.json + model.safetensors)."""
+    if not isinstance(model, GPT):
+        raise TypeError(f"save_gpt2 writes a GPT, got {type(model).__name__}")
     c = model.config
     if not c.bias:
         raise ValueError("GPT-2 has biases in every Linear and LayerNorm; this model was built with bias=False")
@@ -165,9 +185,9 @@ def save_gpt2(model, path):
 def load_bert(path, with_mlm_head=True):
     """A minillm BertForMaskedLM (or the BERT encoder alone) from a Hugging Face BERT directory."""
     config, w = read_pretrained(path)
-    if config.get("model_type") != "bert":
-        raise ValueError(f"{path}: config.json says model_type {config.get('model_type')!r}, expected 'bert'")
     where = f"{Path(path) / 'config.json'}"
+    if config.get("model_type") != "bert":
+        raise ValueError(f"{where} says model_type {config.get('model_type')!r}, expected 'bert'")
     fields = {ours: _field(config, theirs, where) for ours, theirs in
               (("vocab_size", "vocab_size"), ("max_position", "max_position_embeddings"),
                ("n_layer", "num_hidden_layers"), ("n_head", "num_attention_heads"), ("n_embd", "hidden_size"))}
@@ -175,10 +195,10 @@ def load_bert(path, with_mlm_head=True):
     cfg = check_config(BertConfig, fields, where)                # before any array is made
     C = cfg.n_embd
     if config.get("intermediate_size", 4 * C) != 4 * C:
-        raise ValueError(f"{path}: intermediate_size {config['intermediate_size']} is not 4 * hidden_size; "
+        raise ValueError(f"{where}: intermediate_size {config['intermediate_size']!r} is not 4 * hidden_size; "
                          "minillm's BERT uses 4 * hidden_size")
     if config.get("hidden_act", "gelu") != "gelu":
-        raise ValueError(f"{path}: hidden_act {config['hidden_act']!r}; minillm's BERT uses the exact GELU")
+        raise ValueError(f"{where}: hidden_act {config['hidden_act']!r}; minillm's BERT uses the exact GELU")
     _check_layers(w, r"(?:bert\.)?encoder\.layer\.(\d+)\.", cfg.n_layer, where)
     pre = ("bert.", "")
     enc = {ours: _take(w, pre, "embeddings." + theirs, path) for ours, theirs in BERT_EMBEDDINGS.items()}
@@ -191,18 +211,21 @@ def load_bert(path, with_mlm_head=True):
         for ours, theirs in BERT_NAMES.items():
             enc[f"layers.{i}.{ours}"] = _take(w, pre, layer + theirs, path)
     if not with_mlm_head:
-        return BERT(cfg).load_state_dict(enc)
-    model = BertForMaskedLM(cfg)
-    model.bert.load_state_dict(enc)
-    model.load_state_dict({ours: w[theirs] for ours, theirs in BERT_MLM_HEAD.items() if theirs in w}, strict=False)
+        return _loaded(BERT(cfg), enc, path)
     missing = [theirs for theirs in BERT_MLM_HEAD.values() if theirs not in w]
     if missing:
-        raise KeyError(f"{path}: no masked-LM head ({missing[0]!r} missing); load the encoder with with_mlm_head=False")
+        raise ValueError(f"{Path(path) / 'model.safetensors'} has no masked-LM head ({missing[0]!r} missing); "
+                         "load the encoder with with_mlm_head=False")
+    model = BertForMaskedLM(cfg)
+    _loaded(model.bert, enc, path)
+    _loaded(model, {ours: w[theirs] for ours, theirs in BERT_MLM_HEAD.items()}, path, strict=False)   # the head
     return model
 
 
 def save_bert(model, path):
     """Write a minillm BertForMaskedLM as a Hugging Face BertForMaskedLM directory."""
+    if not isinstance(model, BertForMaskedLM):
+        raise TypeError(f"save_bert writes a BertForMaskedLM (encoder and masked-LM head), got {type(model).__name__}")
     c = model.config
     config = {"model_type": "bert", "architectures": ["BertForMaskedLM"], "vocab_size": c.vocab_size,
               "hidden_size": c.n_embd, "num_hidden_layers": c.n_layer, "num_attention_heads": c.n_head,

@@ -227,9 +227,13 @@ def test_resume_continues(runs, capsys):
     (["plot-attention", "--ckpt", "CKPT/lstm", "--text", "def"], 1, "holds a 'lstm' model; this command needs 'gpt' or 'bert'"),
     (["plot-attention", "--ckpt", "CKPT/gpt", "--text", ""], 2, "--text is empty"),
     (["plot-attention", "--ckpt", "CKPT/gpt", "--text", "x" * 40], 2, "this model reads at most 16"),
-    (["classify", "--ckpt", "CKPT/gpt"], 1, "holds a 'gpt' model, expected 'bert'"),
+    (["classify", "--ckpt", "CKPT/gpt"], 1, "holds a 'gpt' model; this command needs 'bert'"),
     (["classify", "--ckpt", "CKPT/bert", "--lr", "-1"], 2, "must be a finite number > 0, got -1"),
     (["classify", "--ckpt", "CKPT/bert", "--train-examples", "100000"], 1, "train examples must lie in [4, "),
+    (["train", "--seed", "-1"], 2, "argument --seed: must be an integer >= 0, got -1"),
+    (["generate", "--ckpt", "CKPT/gpt", "--prompt", "x", "--seed", "-5"], 2, "argument --seed: must be an integer >= 0"),
+    (["train", "--data", "CKPT/code.txt", "--out", "CKPT/huge", "--batch-size", "100000000"], 1,
+     "one training step on 100,000,000 x 64 tokens would hold about"),
 ])
 def test_bad_input_one_line_error_and_exit_code(runs, args, code, message):
     (runs / "tiny.txt").write_text("short text")
@@ -241,6 +245,7 @@ def test_bad_input_one_line_error_and_exit_code(runs, args, code, message):
     out = run(*[a.replace("CKPT", str(runs)) for a in args])
     assert out.returncode == code, out.stderr
     assert message in out.stderr, out.stderr
+    assert "MINILLM_DEBUG" not in out.stderr, out.stderr      # an error raised on purpose, not a surprise
     if code == 1:
         assert out.stderr.strip().count("\n") == 0 or "minillm: error:" in out.stderr.splitlines()[-1]
 

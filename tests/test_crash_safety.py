@@ -5,7 +5,6 @@ number, so a loaded checkpoint must be one whole save (every weight equal to the
 the metadata agreeing), never a mix or a truncated file. Then a real `minillm train` run is killed
 mid-training and resumed with --resume, which must load and finish.
 """
-import os
 import signal
 import subprocess
 import sys

@@ -8,6 +8,38 @@ from minillm.nn import attention
 x3 = np.zeros((2, 4, 8), dtype=np.float32)
 
 
+def _seed(value):
+    from minillm import backend
+    backend.manual_seed(value)
+
+
+def _train_config(**fields):
+    from minillm.training import TrainConfig
+    return TrainConfig(**fields)
+
+
+def _generate(**options):
+    """GPT.generate on a tiny model with 2 new tokens unless ``options`` says otherwise."""
+    from minillm.models import GPT, GPTConfig
+    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    return model.generate(np.zeros((1, 2), np.int64), **{"max_new_tokens": 2, **options})
+
+
+def _tokenizers():
+    from minillm import tokenizers
+    return tokenizers
+
+
+def _char():
+    return _tokenizers().CharTokenizer.train("hello")
+
+
+def _step_memory(batch):
+    from minillm.models import GPTConfig
+    from minillm.models.config_checks import check_step_memory
+    check_step_memory(GPTConfig(vocab_size=11, block_size=8), batch, 8, "test")
+
+
 @pytest.mark.parametrize("call,exc,pattern", [
     (lambda: nn.Linear(64, 3)(np.zeros((2, 32), np.float32)), ValueError,
      r"Linear\(in_features=64\) got input with last dimension 32"),
@@ -46,6 +78,29 @@ x3 = np.zeros((2, 4, 8), dtype=np.float32)
     (lambda: nn.CrossEntropyLoss(label_smoothing=1.5), ValueError, r"label_smoothing must lie in \[0, 1\], got 1.5"),
     (lambda: nn.TransformerBlock(8, 2, activation="swish"), ValueError, r"activation must be one of"),
     (lambda: nn.SinusoidalPositionalEncoding(8, max_len=3)(x3), ValueError, r"sequence length 4 exceeds max_len 3"),
+    (lambda: nn.MultiHeadAttention(8, 2)(np.zeros((2, 0, 8), np.float32)), ValueError,
+     r"x must hold at least one position \(axis 1\), got shape \(2, 0, 8\)"),
+    (lambda: attention.scaled_dot_product_attention(x3[None], x3[None, :, :0], x3[None, :, :0]), ValueError,
+     r"k must hold at least one position"),
+    (lambda: _seed(-1), ValueError, r"seed must be an integer >= 0, got -1"),
+    (lambda: _seed(2.5), TypeError, r"seed must be an integer >= 0, got 2.5"),
+    (lambda: _train_config(seed=-3), ValueError, r"TrainConfig: seed must be an integer >= 0, got -3"),
+    (lambda: _generate(top_k=float("nan")), TypeError, r"top_k must be an integer >= 1 or None, got nan"),
+    (lambda: _generate(top_p=float("nan")), ValueError, r"top_p must be a number in \(0, 1\], got nan"),
+    (lambda: _generate(temperature=True), ValueError, r"temperature must be a finite number > 0, got True"),
+    (lambda: _generate(max_new_tokens=-1), ValueError, r"max_new_tokens must be >= 0, got -1"),
+    (lambda: _generate(seed=-2), ValueError, r"seed must be an integer >= 0, got -2"),
+    (lambda: _char().decode(3), TypeError, r"CharTokenizer.decode: ids must be a 1-D sequence of integers"),
+    (lambda: _char().decode(np.zeros((2, 2), int)), TypeError, r"got an array of shape \(2, 2\)"),
+    (lambda: _tokenizers().CharTokenizer(["a", "a"]), ValueError, r"CharTokenizer: chars holds 'a' twice"),
+    (lambda: _tokenizers().ByteBPETokenizer(None), TypeError, r"BPE merges must be a list of pairs"),
+    (lambda: _tokenizers().ByteBPETokenizer([], ["<s>"], special_ids=[-1]), ValueError,
+     r"special_ids must hold integers >= 0, got -1"),
+    (lambda: _tokenizers().WordPieceTokenizer(None), TypeError, r"vocab must be a list of token strings"),
+    (lambda: _tokenizers().tokenizer_from_dict([]), TypeError, r"tokenizer description must be a JSON object"),
+    (lambda: _tokenizers().tokenizer_from_dict({"type": "char"}), ValueError,
+     r"tokenizer description \(char\): the field 'chars' is missing"),
+    (lambda: _step_memory(10 ** 9), ValueError, r"one training step on 1,000,000,000 x 8 tokens would hold about"),
 ])
 def test_bad_input_raises_clear_error(call, exc, pattern):
     with pytest.raises(exc, match=pattern):

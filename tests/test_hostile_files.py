@@ -108,3 +108,30 @@ def test_an_npz_member_whose_header_claims_petabytes_is_refused_before_allocatin
     with pytest.raises(CheckpointError, match=r"model/w.npy claims shape \(1000000000000000,\) of float32 "
                                               r"\(4,000,000,000,000,000 bytes\) but holds"):
         load_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda m: {k: v for k, v in m.items() if k != "rng_init"}, "cannot be resumed: its metadata has no 'rng_init'"),
+    (lambda m: {**m, "step": -4}, "step must be an integer >= 0, got -4"),
+    (lambda m: {**m, "elapsed_s": "soon"}, "elapsed_s must be a finite number >= 0, got 'soon'"),
+    (lambda m: {**m, "rng_batches": {"state": 1}}, "cannot be resumed"),
+    (lambda m: {**m, "tokenizer": {"type": "char", "chars": 7}}, "tokenizer description (char)"),
+])
+def test_resuming_a_damaged_checkpoint_fails_in_one_line_and_keeps_it(tmp_path, capsys, change, message):
+    from minillm.cli import main
+    (tmp_path / "text.txt").write_text("hello world, a tiny text to train on. " * 20)
+    args = ["train", "--data", str(tmp_path / "text.txt"), "--out", str(tmp_path / "run"), "--n-layer", "1",
+            "--n-embd", "8", "--n-head", "2", "--block-size", "8", "--batch-size", "2", "--max-steps", "2",
+            "--eval-interval", "1", "--eval-batches", "1"]
+    assert main(args) == 0
+    path = tmp_path / "run" / "ckpt.npz"
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = change(json.loads(arrays.pop("__meta__").tobytes()))
+    np.savez(path, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+    before = path.read_bytes()
+    capsys.readouterr()
+    assert main(args[:-6] + ["--max-steps", "4", "--eval-interval", "1", "--eval-batches", "1", "--resume"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1] and err[-1].startswith("minillm: error: checkpoint "), err
+    assert path.read_bytes() == before

@@ -106,7 +106,7 @@ def test_quoted_counts_match_what_they_count():
     cli_cases, _ = _parametrized_cases("test_cli.py", "test_bad_input_one_line_error_and_exit_code")
     checks = len(list(_cases())) + len(model_cases()) + len(_cross_entropy_rows())
     testing = PAGES["docs/testing.md"]
-    assert f"{api_cases + api_tests - 1} API cases (`tests/test_errors.py`)" in testing
+    assert f"{api_cases + api_tests - 1} API cases (`tests/test_errors.py`" in testing
     assert f"{cli_cases} command-line cases (`tests/test_cli.py`" in testing
     assert f"{checks} rows" in testing
     assert f"`minillm gradcheck` runs {checks}\ngradient checks" in README

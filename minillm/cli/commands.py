@@ -19,7 +19,7 @@ from ..models import (GPT, LSTMLM, BertConfig, BertForMaskedLM, BertForSequenceC
                      LSTMConfig)
 from ..training.optim import AdamW, param_groups
 from ..training.tasks import ClassifyTask, LMTask, MLMTask
-from ..models.config_checks import check_config
+from ..models.config_checks import check_config, check_step_memory
 from ..tokenizers import ByteBPETokenizer, CharTokenizer, tokenizer_from_dict
 from ..training.trainer import TrainConfig, Trainer
 from ..tokenizers.wordpiece import SPECIAL_TOKENS, WordPieceTokenizer, join_pieces
@@ -46,27 +46,34 @@ def check_output_folder(out, hint=""):
                               "(nothing was overwritten)")
 
 
-def build_model(kind, config_dict, where="the command line"):
+def build_model(kind, config_dict, where="the command line", step=None):
     """A fresh model of ``kind`` ("gpt", "lstm", "bert", "bert-cls") from its config fields, checked
-    first (types, ranges, size: models/config_checks.py); ``where`` names their source."""
-    if kind not in KINDS:
+    first (types, ranges, size: models/config_checks.py); ``where`` names their source. With
+    ``step`` = (batch size, tokens per sequence), a training step must also fit in memory."""
+    if not isinstance(kind, str) or kind not in KINDS:
         raise ValueError(f"{where}: unknown model kind {kind!r} (expected one of {', '.join(KINDS)})")
     cls, cfg_cls = KINDS[kind]
-    return cls(check_config(cfg_cls, config_dict, where))
+    config = check_config(cfg_cls, config_dict, where)
+    if step is not None:
+        check_step_memory(config, *step, where)
+    return cls(config)
 
 
 def load_model(ckpt_dir, kinds):
     """(model, tokenizer, meta) from a checkpoint directory whose kind is one of ``kinds``."""
     meta, state, _ = load_checkpoint(ckpt_dir)
-    if meta.get("kind") not in kinds:
+    if not isinstance(meta.get("kind"), str) or meta["kind"] not in kinds:
         raise ValueError(f"checkpoint {checkpoint_path(ckpt_dir)} holds a {meta.get('kind')!r} model; "
                          f"this command needs {' or '.join(repr(k) for k in kinds)}")
     where = f"checkpoint {checkpoint_path(ckpt_dir)}"
     model = build_model(meta["kind"], meta.get("model_config"), where)
-    model.load_state_dict(state)
-    if not isinstance(meta.get("tokenizer"), dict):
-        raise ValueError(f"{where} has no tokenizer description")
-    tokenizer = tokenizer_from_dict(meta["tokenizer"])
+    try:
+        model.load_state_dict(state)
+        if not isinstance(meta.get("tokenizer"), dict):
+            raise ValueError("it has no tokenizer description")
+        tokenizer = tokenizer_from_dict(meta["tokenizer"])
+    except (TypeError, ValueError) as e:                # name the file the bad weights or tokenizer came from
+        raise type(e)(f"{where}: {e}") from None
     if tokenizer.vocab_size != model.config.vocab_size:
         raise ValueError(f"{where}: its tokenizer has {tokenizer.vocab_size} tokens but its model "
                          f"{model.config.vocab_size}; they must be the pair that was trained together")
@@ -102,14 +109,14 @@ def train(args):
         raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint_path(out)}")
     text = data.read_text_file(args.data) if args.data else data.builtin_corpus()
     if args.resume:
-        tokenizer = tokenizer_from_dict(load_checkpoint(out)[0]["tokenizer"])
+        tokenizer = load_model(out, (args.model,))[1]                # the checkpoint checked whole first
     else:
         specials = BERT_SPECIALS if args.model == "bert" else (("<|endoftext|>",) if args.tokenizer == "bpe" else ())
         tokenizer = make_tokenizer(text, args.tokenizer, args.vocab_size, specials)
     ids = np.array(tokenizer.encode(text), dtype=np.int64)
     train_ids, val_ids = data.train_val_split(ids)
     cfg = model_config(args, tokenizer.vocab_size)
-    model = build_model(args.model, cfg)
+    model = build_model(args.model, cfg, step=(args.batch_size, args.block_size))
     if args.model == "bert":
         task = MLMTask(train_ids, val_ids, args.block_size, args.batch_size, tokenizer)
     else:
@@ -265,7 +272,7 @@ def classifier_trainer(meta, state, task, num_labels, from_scratch, lr, max_step
     then cosine to lr / 10, gradient clipping 1.0, batches and dropout seeded with ``seed``."""
     backend.manual_seed(seed)
     cfg = dict(meta["model_config"], num_labels=num_labels, dropout=0.1)
-    model = build_model("bert-cls", cfg, "the checkpoint's model config")
+    model = build_model("bert-cls", cfg, "the checkpoint's model config", step=(task.batch_size, task.max_len))
     if not from_scratch:
         model.bert.load_state_dict({k[len("bert."):]: v for k, v in state.items() if k.startswith("bert.")})
     opt = AdamW(param_groups(model, 0.01), lr=lr)
@@ -277,8 +284,8 @@ def classifier_trainer(meta, state, task, num_labels, from_scratch, lr, max_step
 
 def classify(args):
     """minillm classify: fine-tune a BERT checkpoint (or the same network from scratch) on the labelled set."""
-    meta, state, _ = load_checkpoint(args.ckpt, expected_kind="bert")
-    tok = tokenizer_from_dict(meta["tokenizer"])
+    pretrained, tok, meta = load_model(args.ckpt, ("bert",))          # every field checked
+    state = pretrained.state_dict()
     train_ex, test_ex, names = data.labelled_docstrings()
     if args.train_examples:
         train_ex = data.first_per_class(train_ex, args.train_examples)

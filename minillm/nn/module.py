@@ -166,8 +166,9 @@ class Module:
         problems = []
         if strict and missing:
             problems.append("missing keys: " + ", ".join(missing))
-        if strict and unexpected:
-            problems.append("unexpected keys: " + ", ".join(unexpected))
+        if strict and unexpected:                  # a key from a file may hold anything: repr shows it on one line
+            problems.append("unexpected keys: " + ", ".join(k if k.isprintable() and k.strip() == k else repr(k)
+                                                             for k in map(str, unexpected)))
         if mismatched:
             problems.append("shape mismatch: " + "; ".join(mismatched))
         if uncastable:

@@ -13,7 +13,7 @@ import re
 from collections import Counter
 
 from ..files import written_whole
-from .base import check_ids, split_specials
+from .base import check_id_list, check_ids, check_strings, split_specials
 
 # GPT-2's split pattern, written with the standard library's re (\p{L} -> [^\W\d_], \p{N} -> \d):
 # contractions, letters with an optional leading space, digits, other symbols, whitespace runs.
@@ -52,6 +52,8 @@ def _most_frequent(heap, pairs):
 def check_merges(merges):
     """The merges as a list of pairs of ints, merge i joining two tokens that exist before it
     (ids below 256 + i); otherwise a ValueError naming the merge."""
+    if isinstance(merges, (str, bytes, dict)) or not hasattr(merges, "__iter__"):
+        raise TypeError(f"BPE merges must be a list of pairs of token ids, got {repr(merges)[:60]}")
     checked = []
     for i, merge in enumerate(merges):
         try:
@@ -76,11 +78,20 @@ class ByteBPETokenizer:
     kind = "bpe"
 
     def __init__(self, merges, special_tokens=(), ids=None, special_ids=None):
+        """merges: [(a, b)] by rank; special_tokens: distinct strings; ids, special_ids: distinct ints or None."""
         self.merges = check_merges(merges)                            # [(a, b)]: merged into 256 + i
         self.ranks = {pair: i for i, pair in enumerate(self.merges)}
         self.token_bytes = [bytes([i]) for i in range(256)]
         for a, b in self.merges:
             self.token_bytes.append(self.token_bytes[a] + self.token_bytes[b])
+        special_tokens = check_strings("special_tokens", special_tokens, "ByteBPETokenizer")
+        if ids is not None:
+            ids = check_id_list("ids", ids, "ByteBPETokenizer")
+        if special_ids is not None:
+            special_ids = check_id_list("special_ids", special_ids, "ByteBPETokenizer")
+            if ids is not None and set(ids) & set(special_ids):
+                raise ValueError("ByteBPETokenizer: special_ids and ids share the id "
+                                 f"{min(set(ids) & set(special_ids))}")
         if ids is not None and len(ids) != len(self.token_bytes):
             raise ValueError(f"ByteBPETokenizer: ids renumbers {len(ids)} tokens, but there are "
                              f"{len(self.token_bytes)} (256 bytes + {len(self.merges)} merges)")
@@ -215,25 +226,37 @@ class ByteBPETokenizer:
         GPT-2 writes each byte as a printable character (``gpt2_byte_chars``) so that tokens are
         readable strings; a token string is the concatenation of its bytes' characters.
         """
-        with open(vocab_path, encoding="utf-8") as f:
-            vocab = json.load(f)
-        with open(merges_path, encoding="utf-8") as f:
-            lines = [ln for ln in f.read().split("\n") if ln and not ln.startswith("#version")]
+        vocab = _read_vocab_json(vocab_path)
+        try:
+            with open(merges_path, encoding="utf-8") as f:
+                lines = f.read().split("\n")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{merges_path} is not UTF-8 text ({e})") from None
         byte_char = gpt2_byte_chars()
         internal = {byte_char[b]: b for b in range(256)}               # token string -> internal id
         merges = []
-        for n, line in enumerate(lines):
-            a, b = line.split(" ")
+        for number, line in enumerate(lines, start=1):
+            if not line or (number == 1 and line.startswith("#version")):
+                continue
+            parts = line.split(" ")
+            if len(parts) != 2 or not all(parts):
+                raise ValueError(f"{merges_path}: line {number} must be two tokens separated by one space, got {line!r}")
+            a, b = parts
             if a not in internal or b not in internal:
-                raise ValueError(f"{merges_path}: line {n + 2} merges {line!r}, whose parts are not tokens yet")
+                raise ValueError(f"{merges_path}: line {number} merges {line!r}, whose parts are not tokens yet")
+            if a + b in internal:
+                raise ValueError(f"{merges_path}: line {number} makes {a + b!r}, a token made already")
             merges.append((internal[a], internal[b]))
-            internal[a + b] = 256 + n
+            internal[a + b] = 256 + len(merges) - 1
         strings = sorted(internal, key=internal.get)                   # internal order
         missing = [t for t in strings if t not in vocab]
         if missing:
             raise ValueError(f"{vocab_path} has no id for token {missing[0]!r} (made by merges.txt)")
         specials = [t for t in vocab if t not in internal]             # e.g. <|endoftext|>
-        return cls(merges, specials, ids=[vocab[t] for t in strings], special_ids=[vocab[t] for t in specials])
+        try:
+            return cls(merges, specials, ids=[vocab[t] for t in strings], special_ids=[vocab[t] for t in specials])
+        except ValueError as e:
+            raise ValueError(f"{vocab_path}: {e}") from None
 
     def save_gpt2_files(self, directory):
         """Write vocab.json and merges.txt in GPT-2's format (readable by transformers' GPT2Tokenizer)."""
@@ -251,6 +274,21 @@ class ByteBPETokenizer:
         with written_whole(directory / "merges.txt") as tmp:
             tmp.write_text("#version: 0.2\n" + merges + "\n", encoding="utf-8")
         return directory
+
+
+def _read_vocab_json(path):
+    """vocab.json as {token string: id >= 0}, or a ValueError naming the file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            vocab = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON ({e})") from None
+    if not isinstance(vocab, dict):
+        raise ValueError(f"{path} must hold a JSON object (token -> id), got a {type(vocab).__name__}")
+    bad = next(((t, i) for t, i in vocab.items() if isinstance(i, bool) or not isinstance(i, int) or i < 0), None)
+    if bad is not None:
+        raise ValueError(f"{path}: the id of {bad[0]!r} must be an integer >= 0, got {bad[1]!r}")
+    return vocab
 
 
 def gpt2_byte_chars():

@@ -3,7 +3,7 @@
 A character it has never seen is an error, unless "[UNK]" is one of its special tokens.
 decode(encode(s)) == s for any string it accepts.
 """
-from .base import check_ids, split_specials
+from .base import check_ids, check_strings, split_specials
 
 
 class CharTokenizer:
@@ -12,7 +12,12 @@ class CharTokenizer:
     kind = "char"
 
     def __init__(self, chars, special_tokens=()):
-        self.chars = list(chars)
+        """chars: a string or list of distinct one-character strings; special_tokens: distinct strings."""
+        self.chars = check_strings("chars", list(chars) if isinstance(chars, str) else chars, "CharTokenizer")
+        if any(len(c) != 1 for c in self.chars):
+            raise ValueError(f"CharTokenizer: chars must be single characters, got "
+                             f"{next(c for c in self.chars if len(c) != 1)!r}")
+        special_tokens = check_strings("special_tokens", special_tokens, "CharTokenizer")
         self.stoi = {c: i for i, c in enumerate(self.chars)}
         self.special_tokens = {s: len(self.chars) + i for i, s in enumerate(special_tokens)}
         self.id_to_special = {i: s for s, i in self.special_tokens.items()}

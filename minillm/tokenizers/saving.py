@@ -8,15 +8,28 @@ from .char import CharTokenizer
 from .wordpiece import WordPieceTokenizer
 
 
+FIELDS = {"char": ("chars",), "bpe": ("merges",), "wordpiece": ("vocab",)}   # the required ones
+
+
 def tokenizer_from_dict(d):
-    """Rebuild a tokenizer from ``to_dict()`` output."""
-    if d.get("type") == "char":
-        return CharTokenizer(d["chars"], d.get("special_tokens", ()))
-    if d.get("type") == "bpe":
-        return ByteBPETokenizer(d["merges"], d.get("special_tokens", ()), d.get("ids"), d.get("special_ids"))
-    if d.get("type") == "wordpiece":
+    """Rebuild a tokenizer from ``to_dict()`` output; a damaged description is a ValueError or
+    TypeError that starts with "tokenizer description" and names the field."""
+    if not isinstance(d, dict):
+        raise TypeError(f"tokenizer description must be a JSON object, got {type(d).__name__}")
+    kind = d.get("type")
+    if not isinstance(kind, str) or kind not in FIELDS:
+        raise ValueError(f"tokenizer description: unknown type {kind!r} (expected 'char', 'bpe' or 'wordpiece')")
+    missing = [name for name in FIELDS[kind] if name not in d]
+    if missing:
+        raise ValueError(f"tokenizer description ({kind}): the field {missing[0]!r} is missing")
+    try:
+        if kind == "char":
+            return CharTokenizer(d["chars"], d.get("special_tokens", ()))
+        if kind == "bpe":
+            return ByteBPETokenizer(d["merges"], d.get("special_tokens", ()), d.get("ids"), d.get("special_ids"))
         return WordPieceTokenizer(d["vocab"], d.get("do_lower_case", True))
-    raise ValueError(f"unknown tokenizer type {d.get('type')!r} (expected 'char', 'bpe' or 'wordpiece')")
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"tokenizer description ({kind}): {e}") from None
 
 
 def save_tokenizer(tokenizer, path):

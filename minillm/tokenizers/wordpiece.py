@@ -81,7 +81,16 @@ class WordPieceTokenizer:
     """vocab: the token strings, in id order (the lines of vocab.txt)."""
 
     def __init__(self, vocab, do_lower_case=True):
-        self.vocab, self.do_lower_case = list(vocab), bool(do_lower_case)
+        """vocab: a list of token strings (a line may repeat, as in some vocab.txt files; the last wins)."""
+        if isinstance(vocab, (str, bytes, dict)) or not hasattr(vocab, "__iter__"):
+            raise TypeError(f"WordPieceTokenizer: vocab must be a list of token strings, got {repr(vocab)[:60]}")
+        vocab = list(vocab)
+        bad = next((t for t in vocab if not isinstance(t, str)), None)
+        if bad is not None:
+            raise TypeError(f"WordPieceTokenizer: vocab must hold strings, got {bad!r}")
+        if not isinstance(do_lower_case, bool):
+            raise TypeError(f"WordPieceTokenizer: do_lower_case must be True or False, got {do_lower_case!r}")
+        self.vocab, self.do_lower_case = vocab, do_lower_case
         self.ids = {tok: i for i, tok in enumerate(self.vocab)}
         if "[UNK]" not in self.ids:
             raise ValueError("WordPieceTokenizer: the vocabulary has no [UNK] token")
@@ -91,8 +100,13 @@ class WordPieceTokenizer:
     @classmethod
     def from_vocab_file(cls, path, do_lower_case=True):
         """One token per line, line i is id i (a Hugging Face BERT vocab.txt)."""
-        with open(path, encoding="utf-8") as f:
-            return cls([line.rstrip("\n") for line in f], do_lower_case)
+        try:
+            with open(path, encoding="utf-8") as f:
+                return cls([line.rstrip("\n") for line in f], do_lower_case)
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path} is not UTF-8 text ({e})") from None
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
 
     @property
     def vocab_size(self):

@@ -13,7 +13,9 @@ reported in one line naming the file.
 """
 import json
 import os
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +95,9 @@ def load_checkpoint(directory, expected_kind=None):
             optim = {k[6:]: z[k] for k in z.files if k.startswith("optim/")}
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError) as e:
+    # what a damaged zip or .npy member can raise, from zipfile, zlib, struct and NumPy's reader
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, struct.error, EOFError, OSError, ValueError,
+            KeyError, UnicodeDecodeError, NotImplementedError, OverflowError) as e:
         raise CheckpointError(f"checkpoint {path} is truncated or corrupted ({type(e).__name__}: {e})") from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"checkpoint {path}: its metadata is a JSON {type(meta).__name__}, not an object: "

@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import backend
 from ..files import written_whole
-from .checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, checkpoint_path, load_checkpoint, save_checkpoint
 from .interrupt import StopRequests, TrainingInterrupted
 from .lock import FolderLock
 from .optim import clip_grad_norm, lr_schedule
@@ -63,6 +63,7 @@ class TrainConfig:
                                  f"got {value!r}")
         if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
             raise ValueError(f"TrainConfig: warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
+        backend.check_seed(self.seed, "TrainConfig: seed")
 
 
 class TrainingDiverged(RuntimeError):
@@ -98,11 +99,27 @@ class Trainer:
         if meta.get("model_config") != self.meta.get("model_config"):
             raise ValueError(f"checkpoint {checkpoint_path(self.out)} was made with model config "
                              f"{meta.get('model_config')}, not {self.meta.get('model_config')}")
-        self.model.load_state_dict(state)
-        self.opt.load_state_arrays(optim, meta["optimizer_step"])
-        self.step, self.elapsed, self.last_val = meta["step"], meta["elapsed_s"], meta.get("val_loss")
-        self.rng.bit_generator.state = meta["rng_batches"]
-        backend.cpu_rng().bit_generator.state = meta["rng_init"]
+        where = f"checkpoint {checkpoint_path(self.out)}"
+        missing = [k for k in ("optimizer_step", "step", "elapsed_s", "rng_batches", "rng_init") if k not in meta]
+        if missing:
+            raise CheckpointError(f"{where} cannot be resumed: its metadata has no {missing[0]!r}")
+        for name in ("optimizer_step", "step"):
+            if isinstance(meta[name], bool) or not isinstance(meta[name], int) or meta[name] < 0:
+                raise CheckpointError(f"{where}: {name} must be an integer >= 0, got {meta[name]!r}")
+        if isinstance(meta["elapsed_s"], bool) or not isinstance(meta["elapsed_s"], (int, float)) \
+                or not 0 <= meta["elapsed_s"] < math.inf:
+            raise CheckpointError(f"{where}: elapsed_s must be a finite number >= 0, got {meta['elapsed_s']!r}")
+        val = meta.get("val_loss")
+        if val is not None and (isinstance(val, bool) or not isinstance(val, (int, float))):
+            raise CheckpointError(f"{where}: val_loss must be a number or null, got {val!r}")
+        try:                    # the arrays and generator states are checked by the objects they go into
+            self.model.load_state_dict(state)
+            self.opt.load_state_arrays(optim, meta["optimizer_step"])
+            self.rng.bit_generator.state = meta["rng_batches"]
+            backend.cpu_rng().bit_generator.state = meta["rng_init"]
+        except (TypeError, ValueError, KeyError) as e:
+            raise CheckpointError(f"{where} cannot be resumed: {str(e).strip()}") from None
+        self.step, self.elapsed, self.last_val = meta["step"], float(meta["elapsed_s"]), meta.get("val_loss")
         return self.step
 
     # ------------------------------------------------------------------ evaluation
