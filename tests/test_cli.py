@@ -230,6 +230,7 @@ def test_resume_continues(runs, capsys):
     (["classify", "--ckpt", "CKPT/gpt"], 1, "holds a 'gpt' model; this command needs 'bert'"),
     (["classify", "--ckpt", "CKPT/bert", "--lr", "-1"], 2, "must be a finite number > 0, got -1"),
     (["classify", "--ckpt", "CKPT/bert", "--train-examples", "100000"], 1, "train examples must lie in [4, "),
+    (["train", "--tokenizer", "bpe", "--vocab-size", "100"], 2, "--vocab-size must be at least 257 for byte-level BPE"),
     (["train", "--seed", "-1"], 2, "argument --seed: must be an integer >= 0, got -1"),
     (["generate", "--ckpt", "CKPT/gpt", "--prompt", "x", "--seed", "-5"], 2, "argument --seed: must be an integer >= 0"),
     (["train", "--data", "CKPT/code.txt", "--out", "CKPT/huge", "--batch-size", "100000000"], 1,

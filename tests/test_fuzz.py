@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E
 from minillm import hub  # noqa: E402
 from minillm.cli import commands  # noqa: E402
 from minillm.models import GPT, BertConfig, BertForMaskedLM, GPTConfig  # noqa: E402
-from minillm.tokenizers import ByteBPETokenizer, CharTokenizer, WordPieceTokenizer, tokenizer_from_dict  # noqa: E402
+from minillm.tokenizers import (ByteBPETokenizer, CharTokenizer, WordPieceTokenizer, load_tokenizer,  # noqa: E402
+                                tokenizer_from_dict)
 from minillm.training.checkpoint import save_checkpoint  # noqa: E402
 
 # 60 cases per fuzzer keep the suite quick; MINILLM_FUZZ_EXAMPLES=5000 hunts longer
@@ -186,6 +187,16 @@ def test_damaged_checkpoint_bytes(checkpoint_parts, data):
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / "ckpt.npz").write_bytes(data.draw(mutated_bytes(good)))
         expect_clean(lambda: load_and_generate(folder), ["ckpt.npz"])
+
+
+@FUZZ
+@given(data=st.data())
+def test_damaged_tokenizer_files(data):
+    good = json.dumps(ByteBPETokenizer.train("abab abab", 260, ["<|endoftext|>"]).to_dict()).encode()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "tokenizer.json"
+        path.write_bytes(data.draw(mutated_bytes(good)))
+        expect_clean(lambda: load_tokenizer(path), ["tokenizer.json"])
 
 
 @FUZZ

@@ -73,7 +73,7 @@ def load_model(ckpt_dir, kinds):
             raise ValueError("it has no tokenizer description")
         tokenizer = tokenizer_from_dict(meta["tokenizer"])
     except (TypeError, ValueError) as e:                # name the file the bad weights or tokenizer came from
-        raise type(e)(f"{where}: {e}") from None
+        raise (ValueError if isinstance(e, ValueError) else TypeError)(f"{where}: {e}") from None
     if tokenizer.vocab_size != model.config.vocab_size:
         raise ValueError(f"{where}: its tokenizer has {tokenizer.vocab_size} tokens but its model "
                          f"{model.config.vocab_size}; they must be the pair that was trained together")
@@ -84,6 +84,9 @@ def make_tokenizer(text, kind, vocab_size, specials):
     """kind "char": a CharTokenizer of text; "bpe": a ByteBPETokenizer trained on text to vocab_size."""
     if kind == "char":
         return CharTokenizer.train(text, specials)
+    if vocab_size < 256 + len(specials):
+        raise UsageError(f"--vocab-size must be at least {256 + len(specials)} for byte-level BPE (256 bytes + "
+                         f"{len(specials)} special token(s)), got {vocab_size}")
     print(f"training byte-level BPE to {vocab_size} tokens ...", file=sys.stderr)
     return ByteBPETokenizer.train(text, vocab_size, specials)
 

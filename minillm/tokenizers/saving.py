@@ -29,7 +29,7 @@ def tokenizer_from_dict(d):
             return ByteBPETokenizer(d["merges"], d.get("special_tokens", ()), d.get("ids"), d.get("special_ids"))
         return WordPieceTokenizer(d["vocab"], d.get("do_lower_case", True))
     except (TypeError, ValueError) as e:
-        raise type(e)(f"tokenizer description ({kind}): {e}") from None
+        raise (ValueError if isinstance(e, ValueError) else TypeError)(f"tokenizer description ({kind}): {e}") from None
 
 
 def save_tokenizer(tokenizer, path):
@@ -43,5 +43,8 @@ def save_tokenizer(tokenizer, path):
 
 def load_tokenizer(path):
     """The tokenizer saved by save_tokenizer at ``path`` (JSON, no pickle)."""
-    with open(path, encoding="utf-8") as f:
-        return tokenizer_from_dict(json.load(f))
+    try:
+        with open(path, encoding="utf-8") as f:
+            return tokenizer_from_dict(json.load(f))
+    except (TypeError, ValueError) as e:          # bad JSON, not UTF-8, or a damaged description
+        raise (ValueError if isinstance(e, ValueError) else TypeError)(f"{path}: {e}") from None
