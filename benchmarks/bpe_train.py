@@ -1,4 +1,4 @@
-"""Training the byte-level BPE tokenizer on 1 MB of text, on one core (issue 4: under a minute).
+"""Training the byte-level BPE tokenizer on 1 MB of text, on one core (the aim: under a minute).
 
     python benchmarks/bpe_train.py [--vocab-sizes 1024,4096,8192,32768] [--megabytes 1]
 
@@ -57,7 +57,7 @@ def main():
         ref = reference_seconds(text, vocab)
         ref_s, ratio = ("-", "-") if ref is None else (f"{ref:.2f}", f"{ours / ref:.1f}")
         print(f"{vocab:7d} {len(tok.merges):7d} {ours:10.2f} {per_byte:12.3f} {ref_s:>16} {ratio:>6}")
-    print("ratio: minillm seconds / HF tokenizers seconds (goal of issue 4: minillm under 60 s on 1 MB)")
+    print("ratio: minillm seconds / HF tokenizers seconds (the aim: minillm under 60 s on 1 MB)")
 
 
 if __name__ == "__main__":

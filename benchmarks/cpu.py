@@ -2,7 +2,7 @@
 
     python benchmarks/cpu.py [--seconds 10] [--cases gpt,gpt-dp,lstm,lstm-dp,generate,attention]
 
-Cases (issue 7):
+Cases:
   gpt        GPT training step: n_layer 4, n_embd 256, n_head 4, block 128, batch 16, vocab 256,
              AdamW, float32, dropout 0 (forward + backward + optimizer step)
   lstm       the article's LSTM LM: vocab 256, embedding 128, hidden 256, T 64, batch 32, Adam

@@ -1,6 +1,6 @@
 """The CUDA kernel against a float64 NumPy reference (needs a GPU; skipped elsewhere).
 
-Targets from the issue: forward max abs error <= 1e-4, gradients <= 1e-3 relative
+Tolerances: forward max abs error <= 1e-4, gradients <= 1e-3 relative
 (max abs error over max abs value of the reference; where the reference gradient is
 identically zero, max abs error <= 1e-5), for many lengths, head sizes and masks.
 """

@@ -58,6 +58,16 @@ def test_pages_describe_the_present(page):
     assert not bad, f"{page} speaks of the project's history: " + "; ".join(f"line {n}: {line[:80]}" for n, line in bad)
 
 
+def test_source_files_speak_of_no_issue_or_session():
+    """Docstrings and comments explain the code, not the work that made it."""
+    words = re.compile(r"\bissues?\b|\bsessions?\b", re.IGNORECASE)
+    files = [p for folder in ("minillm", "kernels", "benchmarks", "tests", "notebooks")
+             for p in sorted((ROOT / folder).rglob("*")) if p.suffix in (".py", ".cu") and p.name != "test_readme.py"]
+    bad = [f"{p.relative_to(ROOT)}:{n}" for p in files
+           for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if words.search(line)]
+    assert files and not bad, bad
+
+
 def test_history_words_are_caught():
     for line in ("as a later session found", "see issue 7", "run 4 gave 1.011", "after commit 84c6fb2"):
         assert HISTORY.search(line), line
