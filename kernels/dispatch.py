@@ -22,9 +22,9 @@ from typing import NamedTuple
 # minillm.kernels.<name> with accepts(*args, **options) -> None or the reason it cannot,
 # and forward(*args, **options) -> (out, cache).
 KERNELS = {
-    "scaled_dot_product_attention": ("cuda.attention", "cpu.attention"),
-    "layer_norm": ("cpu.layer_norm",),
-    "gelu": ("cpu.gelu",),
+    "scaled_dot_product_attention": ("cuda.attention", "cpu.flash_attention", "cpu.attention"),
+    "layer_norm": ("cpu.fused_layer_norm", "cpu.layer_norm"),
+    "gelu": ("cpu.fused_gelu", "cpu.gelu"),
     "linear": ("cpu.linear",),
     "embedding": ("cpu.embedding",),
     "lstm_cell": ("cpu.lstm_cell",),

@@ -12,10 +12,22 @@ import pytest
 from minillm.gradcheck.suite import model_cases, run_suite
 from minillm.gradcheck import TOLERANCE
 from minillm.kernels import dispatch
+from minillm.kernels.cpu import jit
 from minillm.nn import activations, attention, linear, lstm, norm
 
 TOL = {np.float64: 1e-11, np.float32: 2e-5}
 SHAPES = [(1, 1, 3), (2, 7, 5), (3, 65, 33)]
+NUMBA = pytest.mark.skipif(jit.numba is None, reason="Numba is not installed")
+
+
+def kernel(name):
+    """A pytest parameter for the kernel ``name``; the compiled (Numba) ones skip without Numba."""
+    return pytest.param(name, marks=NUMBA) if name.split(".")[-1].startswith(("fused_", "flash_")) else name
+
+
+def only(monkeypatch, op, name):
+    """Make the dispatch offer ``op`` to the kernel ``name`` alone."""
+    monkeypatch.setitem(dispatch.KERNELS, op, (name,))
 
 
 def both(monkeypatch, fn):
@@ -45,24 +57,28 @@ def rand(rng, shape, dtype, strided=False):
     return x
 
 
+@pytest.mark.parametrize("name", [kernel("cpu.layer_norm"), kernel("cpu.fused_layer_norm")])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("strided", [False, True])
-def test_layer_norm(monkeypatch, rng, dtype, shape, strided):
+def test_layer_norm(monkeypatch, rng, name, dtype, shape, strided):
+    only(monkeypatch, "layer_norm", name)
     x, w, b = rand(rng, shape, dtype, strided), rand(rng, shape[-1:], dtype), rand(rng, shape[-1:], dtype)
     dout = rand(rng, shape, dtype)
 
     def run():
         out, cache = norm.layer_norm_forward(x, w, b)
         return (out,) + tuple(norm.layer_norm_backward(dout, cache))
-    assert_same(*both(monkeypatch, run), dtype, "layer_norm")
-    assert dispatch.last("layer_norm").implementation == "cpu.layer_norm"
+    assert_same(*both(monkeypatch, run), dtype, name)
+    assert dispatch.last("layer_norm").implementation == name
 
 
+@pytest.mark.parametrize("name", [kernel("cpu.gelu"), kernel("cpu.fused_gelu")])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("approximate", ["tanh", "none"])
 @pytest.mark.parametrize("strided", [False, True])
-def test_gelu(monkeypatch, rng, dtype, approximate, strided):
+def test_gelu(monkeypatch, rng, name, dtype, approximate, strided):
+    only(monkeypatch, "gelu", name)
     x = rand(rng, (3, 65, 33), dtype, strided) * 4
     x.reshape(-1)[:4] = [-30.0, -9.5, 12.0, 0.0] if not strided else x.reshape(-1)[:4]
     dout = rand(rng, x.shape, dtype)
@@ -70,10 +86,13 @@ def test_gelu(monkeypatch, rng, dtype, approximate, strided):
     def run():
         out, cache = activations.gelu_forward(x, approximate)
         return out, activations.gelu_backward(dout, cache)
-    assert_same(*both(monkeypatch, run), dtype, f"gelu {approximate}")
+    assert_same(*both(monkeypatch, run), dtype, f"{name} {approximate}")
+    assert dispatch.last("gelu").implementation == name
 
 
-def test_gelu_large_input_in_many_blocks(monkeypatch, rng):
+@pytest.mark.parametrize("name", [kernel("cpu.gelu"), kernel("cpu.fused_gelu")])
+def test_gelu_large_input_in_many_blocks(monkeypatch, rng, name):
+    only(monkeypatch, "gelu", name)
     x = rng.standard_normal(200_001).astype(np.float32) * 5         # three 64K blocks and a remainder
     plain, fast = both(monkeypatch, lambda: activations.gelu_forward(x)[0])
     assert_same(plain, fast, np.float32, "gelu blocks")
@@ -103,10 +122,17 @@ def test_embedding_backward(monkeypatch, rng, dtype, n):
     assert_same(plain, fast, dtype, "embedding")
 
 
+@pytest.mark.parametrize("name", [kernel("cpu.attention"), kernel("cpu.flash_attention")])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("T", [1, 7, 65])
 @pytest.mark.parametrize("mask", [None, "causal", "bool", "float", "padding", "dropout"])
-def test_attention(monkeypatch, rng, dtype, T, mask):
+def test_attention(monkeypatch, rng, name, dtype, T, mask):
+    monkeypatch.setitem(dispatch.KERNELS, "scaled_dot_product_attention", (name, "cpu.attention"))
+    if name == "cpu.flash_attention":             # small tiles, so T = 65 spans several of them
+        from minillm.kernels.cpu import flash_attention
+        monkeypatch.setattr(flash_attention, "MIN_SCORES", 1)
+        monkeypatch.setattr(flash_attention, "BLOCK_M", 16)
+        monkeypatch.setattr(flash_attention, "BLOCK_N", 32)
     B, H, D = 2, 3, 5
     q, k, v = (rand(rng, (B, H, T, D), dtype) for _ in range(3))
     kw = {}
@@ -130,8 +156,10 @@ def test_attention(monkeypatch, rng, dtype, T, mask):
     def run():
         out, cache = attention.scaled_dot_product_attention(q, k, v, **kw)
         return (out,) + tuple(attention.scaled_dot_product_attention_backward(dout, cache))
-    assert_same(*both(monkeypatch, run), dtype, f"attention {mask}")
-    assert dispatch.last("scaled_dot_product_attention backward").implementation == "cpu.attention"
+    assert_same(*both(monkeypatch, run), dtype, f"{name} {mask}")
+    ran = dispatch.last("scaled_dot_product_attention").implementation
+    takes = name == "cpu.attention" or mask in (None, "causal", "padding")     # flash: no attn_mask, no dropout
+    assert ran == (name if takes else "cpu.attention"), dispatch.last("scaled_dot_product_attention")
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -183,3 +211,41 @@ def test_gradient_check_suite_passes_under_both_settings(monkeypatch, mode):
     rows = run_suite(model_cases())
     failed = [(name, opts, err) for name, opts, err in rows if not err <= TOLERANCE]
     assert len(rows) >= 31 and not failed, f"MINILLM_KERNELS={mode}: {failed}"
+
+
+@NUMBA
+def test_serial_twin_of_a_compiled_kernel_gives_the_same_numbers(rng):
+    """Inside one_thread_each() (DataParallel's replicas) the serial twin runs: identical results."""
+    from minillm.kernels.cpu import fused_layer_norm
+    x, w, b = rand(rng, (33, 17), np.float32), rand(rng, (17,), np.float32), rand(rng, (17,), np.float32)
+    dout = rand(rng, (33, 17), np.float32)
+    out, cache = fused_layer_norm.forward(x, w, b)
+    with jit.one_thread_each():
+        assert jit.in_shared_thread()
+        out1, cache1 = fused_layer_norm.forward(x, w, b)
+        grads1 = cache1.backward(dout)
+    np.testing.assert_array_equal(out, out1)
+    for a, b_ in zip(cache.backward(dout), grads1):
+        np.testing.assert_array_equal(a, b_)
+
+
+@NUMBA
+@pytest.mark.parametrize("causal", [False, True])
+def test_flash_attention_on_a_long_sequence_with_its_own_tiles(monkeypatch, rng, causal):
+    """T = 300 with the default tiles (several query and key tiles, a ragged last one), split over threads."""
+    B, H, T, D = 2, 2, 300, 16
+    q, k, v, dout = (rand(rng, (B, H, T, D), np.float32) for _ in range(4))
+
+    def run():
+        out, cache = attention.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        return (out,) + tuple(attention.scaled_dot_product_attention_backward(dout, cache))
+    assert_same(*both(monkeypatch, run), np.float32, "flash attention T=300")
+    assert dispatch.last("scaled_dot_product_attention").implementation == "cpu.flash_attention"
+
+
+def test_without_numba_the_numpy_kernels_run_and_the_reason_is_recorded(monkeypatch, rng):
+    monkeypatch.setenv("MINILLM_NUMBA", "0")                 # what a machine without Numba sees
+    x = rand(rng, (4, 8), np.float32)
+    norm.layer_norm_forward(x, np.ones(8, np.float32), np.zeros(8, np.float32))
+    assert dispatch.last("layer_norm") == dispatch.Choice("cpu.layer_norm", "eligible")
+    assert jit.unavailable(x=x) == "MINILLM_NUMBA=0" and "MINILLM_NUMBA=0" in jit.describe()

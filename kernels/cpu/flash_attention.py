@@ -1,0 +1,277 @@
+"""Attention on the CPU in tiles with an online softmax (FlashAttention), never the (T, S) matrix.
+
+The algorithm of minillm/nn/tiled_attention.py and kernels/cuda/fused_attention.cu: for each
+query tile Q_i (BM rows) the key tiles K_j (BN columns) stream past, and a running row maximum m,
+row sum l and output acc are rescaled as each tile arrives:
+
+    s = Q_i K_j^T * scale (masked: -inf),  m' = max(m, rowmax s),  p = exp(s - m'),
+    alpha = exp(m - m'),  l = l alpha + rowsum p,  acc = acc alpha + p V_j,  m = m'
+    out = acc / l,  L = m + log l      (the row log-sum-exp: all the backward keeps)
+
+The backward recomputes each tile's weights from L (p = exp(s - L)) and, with
+Dv = rowsum(dO * O), takes ds = p (dO V_j^T - Dv) and adds dV_j += p^T dO_i, dK_j += ds^T Q_i,
+dQ_i += ds K_j (each ds product times the scale). A causal mask skips the tiles above the
+diagonal, half of them. Memory: tiles of (B*H, BM, BN), the output and L: linear in T.
+
+The tile products are BLAS matrix products and the exp is NumPy's vectorised one (Numba's calls
+exp one element at a time, several times slower); the rest between them (scaling, masking, the
+running maximum, the sums, the rescaling) is compiled loops over a tile's rows (Numba), the rows
+shared between threads.
+"""
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import NamedTuple
+
+import numpy as np
+
+from . import jit
+from .jit import compiled, prange, unavailable
+from .threads import blas_threads
+
+BLOCK_M, BLOCK_N = 64, 128          # query rows and key columns per tile (the fastest of 64-256 here)
+MIN_SCORES = 256 * 256              # below T * S this many, one score matrix fits in cache: cpu.attention
+_pool = {}                          # the worker threads of _on_shards, made at first use
+
+
+class FlashAttentionCPUCache(NamedTuple):
+    q: np.ndarray              # (N, T, D), N = B * H
+    k: np.ndarray              # (N, S, D)
+    v: np.ndarray              # (N, S, D)
+    out: np.ndarray            # (N, T, D)
+    lse: np.ndarray            # (N, T) row log-sum-exp (+inf where every key is masked)
+    pad: np.ndarray            # (N, S) bool, True = a padded key (all False without a mask)
+    is_causal: bool
+    scale: float
+    shape: tuple               # (B, H, T, D)
+
+    def backward(self, dout):
+        return backward(dout, self)
+
+
+def accepts(q, k, v, attn_mask, is_causal, key_padding_mask, dropout_p):
+    """None for NumPy float arrays with causal and/or key-padding masks, no dropout, long sequences."""
+    reason = unavailable(q=q, k=k, v=v)
+    if reason:
+        return reason
+    if attn_mask is not None:
+        return "an attn_mask other than causal / key padding"
+    if dropout_p > 0:
+        return "attention dropout"
+    if q.shape[2] * k.shape[2] < MIN_SCORES:
+        return f"T * S = {q.shape[2] * k.shape[2]} < {MIN_SCORES}: the whole score matrix fits in cache"
+    return None
+
+
+@compiled
+def _shift_tile(s, scale, m, pad, row0, col0, causal, empty, m_new, alpha):
+    """s (N, R, C) -> s * scale - m' in place (masked entries -inf), m' = max(m, rowmax) in m_new,
+    alpha = exp(m - m'). A row with every key so far masked keeps m' = -inf, a shift of 0, alpha 1."""
+    N, R, C = s.shape
+    for n in prange(N):
+        for r in range(R):
+            row = row0 + r
+            top = m[n, r]
+            for c in range(C):
+                if (causal and col0 + c > row) or pad[n, col0 + c]:
+                    s[n, r, c] = empty
+                else:
+                    s[n, r, c] *= scale
+                    if s[n, r, c] > top:
+                        top = s[n, r, c]
+            m_new[n, r] = top
+            shift = top
+            if top == empty:
+                shift = scale - scale
+                alpha[n, r] = scale / scale
+            else:
+                alpha[n, r] = np.exp(m[n, r] - top)
+            for c in range(C):
+                s[n, r, c] -= shift
+
+
+@compiled
+def _sum_tile(p, l, alpha):
+    """l = l * alpha + rowsum(p), p: (N, R, C)."""
+    N, R, C = p.shape
+    for n in prange(N):
+        for r in range(R):
+            total = l[n, r] - l[n, r]
+            for c in range(C):
+                total += p[n, r, c]
+            l[n, r] = l[n, r] * alpha[n, r] + total
+
+
+@compiled
+def _rescale_add(acc, alpha, pv):
+    """acc = acc * alpha[..., None] + pv, all (N, R, D)."""
+    N, R, D = acc.shape
+    for n in prange(N):
+        for r in range(R):
+            a = alpha[n, r]
+            for d in range(D):
+                acc[n, r, d] = acc[n, r, d] * a + pv[n, r, d]
+
+
+@compiled
+def _finish(acc, m, l, out, lse, empty):
+    """out = acc / l and L = m + log l per row; a row with every key masked: out 0, L = +inf."""
+    N, R, D = acc.shape
+    for n in prange(N):
+        for r in range(R):
+            if l[n, r] == 0:
+                lse[n, r] = -empty
+                for d in range(D):
+                    out[n, r, d] = 0
+            else:
+                lse[n, r] = m[n, r] + np.log(l[n, r])
+                inv = 1 / l[n, r]
+                for d in range(D):
+                    out[n, r, d] = acc[n, r, d] * inv
+
+
+@compiled
+def _shift_by_lse(s, lse, pad, scale, row0, col0, causal, empty):
+    """s (N, R, C) -> s * scale - L in place, masked entries (and rows with no key) -inf."""
+    N, R, C = s.shape
+    for n in prange(N):
+        for r in range(R):
+            row = row0 + r
+            L = lse[n, row]
+            for c in range(C):
+                if (causal and col0 + c > row) or pad[n, col0 + c] or L == -empty:
+                    s[n, r, c] = empty
+                else:
+                    s[n, r, c] = s[n, r, c] * scale - L
+
+
+@compiled
+def _softmax_gradient(p, dp, dv_row, row0):
+    """dp -> ds = p (dp - Dv) in place, p: (N, R, C)."""
+    N, R, C = p.shape
+    for n in prange(N):
+        for r in range(R):
+            d = dv_row[n, row0 + r]
+            for c in range(C):
+                dp[n, r, c] = p[n, r, c] * (dp[n, r, c] - d)
+
+
+@compiled
+def _row_dots(a, b, out):
+    """out[n, t] = sum_d a[n, t, d] b[n, t, d]."""
+    N, T, D = a.shape
+    for n in prange(N):
+        for t in range(T):
+            total = a[n, t, 0] - a[n, t, 0]
+            for d in range(D):
+                total += a[n, t, d] * b[n, t, d]
+            out[n, t] = total
+
+
+def _flat(a):
+    """(B, H, L, D) -> contiguous (B*H, L, D)."""
+    B, H, L, D = a.shape
+    return np.ascontiguousarray(a).reshape(B * H, L, D)
+
+
+def _shards(N):
+    """[(start, stop)] of the B*H axis: one per thread from the main thread, else the whole axis."""
+    if jit.in_shared_thread() or not blas_threads.available() or jit.threads() < 2 or N < 2:
+        return [(0, N)]
+    parts = min(jit.threads(), N)
+    return [(i * N // parts, (i + 1) * N // parts) for i in range(parts)]
+
+
+def _on_shards(work, N):
+    """work(start, stop) on each shard, one thread and one BLAS thread each: the tile products are
+    small, and one thread per shard keeps every core busy without BLAS's threads waiting on each
+    other between them."""
+    shards = _shards(N)
+    if len(shards) == 1:
+        return work(0, N)
+    if _pool.get("size") != len(shards) - 1:
+        _pool["size"], _pool["pool"] = len(shards) - 1, ThreadPoolExecutor(len(shards) - 1)
+    with blas_threads(1), jit.one_thread_each():
+        futures = [_pool["pool"].submit(work, a, b) for a, b in shards[1:]]
+        try:
+            work(*shards[0])
+        finally:
+            wait(futures)
+    for f in futures:
+        f.result()                        # a shard's exception, raised here
+
+
+def _forward_rows(qf, kf, vf, pad, out, lse, is_causal, scale):
+    """out and L of the rows n of q (n, T, D): the online softmax, tile by tile."""
+    N, T, D = qf.shape
+    S = kf.shape[1]
+    t = qf.dtype.type
+    empty = t(-np.inf)
+    for m0 in range(0, T, BLOCK_M):
+        m1 = min(m0 + BLOCK_M, T)
+        m, m_new = np.full((N, m1 - m0), empty), np.empty((N, m1 - m0), dtype=qf.dtype)
+        l = np.zeros((N, m1 - m0), dtype=qf.dtype)
+        alpha = np.empty_like(l)
+        acc = np.zeros((N, m1 - m0, D), dtype=qf.dtype)
+        n_end = min(S, m1) if is_causal else S                      # causal: later keys are all masked
+        for n0 in range(0, n_end, BLOCK_N):
+            n1 = min(n0 + BLOCK_N, n_end)
+            s = np.matmul(qf[:, m0:m1], kf[:, n0:n1].transpose(0, 2, 1))            # (N, BM, BN)
+            _shift_tile(s, t(scale), m, pad, m0, n0, is_causal, empty, m_new, alpha)
+            np.exp(s, out=s)                           # NumPy's vectorised exp; Numba's is one at a time
+            _sum_tile(s, l, alpha)
+            m, m_new = m_new, m
+            _rescale_add(acc, alpha, np.matmul(s, vf[:, n0:n1]))
+        _finish(acc, m, l, out[:, m0:m1], lse[:, m0:m1], empty)
+
+
+def forward(q, k, v, attn_mask, is_causal, key_padding_mask, dropout_p, dropout_mask, scale):
+    """out = softmax(q k^T * scale + mask) v, tile by tile; q: (B, H, T, D), k, v: (B, H, S, D)."""
+    B, H, T, D = q.shape
+    S = k.shape[2]
+    qf, kf, vf = _flat(q), _flat(k), _flat(v)
+    N = B * H
+    pad = (np.zeros((N, S), dtype=bool) if key_padding_mask is None
+           else np.repeat(np.asarray(key_padding_mask, dtype=bool), H, axis=0))
+    out, lse = np.empty_like(qf), np.empty((N, T), dtype=q.dtype)
+    _on_shards(lambda a, b: _forward_rows(qf[a:b], kf[a:b], vf[a:b], pad[a:b], out[a:b], lse[a:b], is_causal, scale), N)
+    cache = FlashAttentionCPUCache(qf, kf, vf, out, lse, pad, is_causal, scale, (B, H, T, D))
+    return out.reshape(B, H, T, D), cache
+
+
+def _backward_rows(qf, kf, vf, do, lse, dv_row, pad, causal, scale, dq, dk, dv):
+    """dq, dk, dv of the rows n: key tile by key tile, each tile's weights recomputed from L."""
+    T, S = qf.shape[1], kf.shape[1]
+    t = qf.dtype.type
+    for n0 in range(0, S, BLOCK_N):
+        n1 = min(n0 + BLOCK_N, S)
+        k_j, v_j = kf[:, n0:n1], vf[:, n0:n1]
+        m_start = (n0 // BLOCK_M) * BLOCK_M if causal else 0           # earlier queries never see these keys
+        for m0 in range(m_start, T, BLOCK_M):
+            m1 = min(m0 + BLOCK_M, T)
+            q_i, do_i = qf[:, m0:m1], do[:, m0:m1]
+            s = np.matmul(q_i, k_j.transpose(0, 2, 1))                  # (N, BM, BN)
+            dp = np.matmul(do_i, v_j.transpose(0, 2, 1))                # dO_i V_j^T
+            _shift_by_lse(s, lse, pad, t(scale), m0, n0, causal, t(-np.inf))
+            np.exp(s, out=s)                                            # p, the exact weights
+            _softmax_gradient(s, dp, dv_row, m0)                        # dp -> ds
+            dv[:, n0:n1] += np.matmul(s.transpose(0, 2, 1), do_i)
+            dk[:, n0:n1] += np.matmul(dp.transpose(0, 2, 1), q_i)
+            dq[:, m0:m1] += np.matmul(dp, k_j)
+    dq *= t(scale)
+    dk *= t(scale)
+
+
+def backward(dout, cache):
+    """dq, dk, dv (the shapes of q, k, v)."""
+    qf, kf, vf, out, lse, pad, causal, scale, (B, H, T, D) = cache
+    S, N = kf.shape[1], B * H
+    do = np.ascontiguousarray(dout, dtype=qf.dtype).reshape(N, T, D)
+    dv_row = np.empty((N, T), dtype=qf.dtype)
+    dq, dk, dv = np.zeros_like(qf), np.zeros_like(kf), np.zeros_like(vf)
+
+    def work(a, b):
+        _row_dots(do[a:b], out[a:b], dv_row[a:b])                      # Dv = rowsum(dO * O)
+        _backward_rows(qf[a:b], kf[a:b], vf[a:b], do[a:b], lse[a:b], dv_row[a:b], pad[a:b], causal, scale,
+                       dq[a:b], dk[a:b], dv[a:b])
+
+    _on_shards(work, N)
+    return dq.reshape(B, H, T, D), dk.reshape(B, H, S, D), dv.reshape(B, H, S, D)

@@ -1,0 +1,126 @@
+"""Numba, where it is installed: the one decorator every compiled CPU kernel uses.
+
+    @compiled
+    def _rows(x, out):                  # plain loops over NumPy arrays
+        for i in prange(x.shape[0]):    # rows split between the threads
+            ...
+
+``compiled`` is numba.njit with parallel=True (prange loops run on all threads; a serial twin
+runs where threads are already shared out, see _Compiled), nogil=True (a kernel releases the
+GIL, so DataParallel's threads run kernels side by side), cache=True (the machine code is kept in
+__pycache__, so only the first run on a machine compiles) and fastmath off (float32 stays float32 and every operation is rounded as written, so results match the
+lesson's within float32 rounding). Without Numba, ``compiled`` hands back the Python function
+unchanged, ``unavailable()`` says why, and the dispatch never picks these kernels.
+"""
+import os
+import threading
+import types
+
+import numpy as np
+
+try:
+    import numba
+    from numba import prange
+    _MISSING = None
+    # Numba's default here is the OpenMP layer, whose idle threads spin after each kernel and take
+    # the cores from OpenBLAS's (and OpenBLAS's spinning threads take them back): a GPT step ran
+    # 0.58-0.62 s with it and 0.32-0.42 s with the plain pthread work queue on the 2-core machine
+    # of docs/benchmarks.md. NUMBA_THREADING_LAYER set by the user wins.
+    if "NUMBA_THREADING_LAYER" not in os.environ:
+        numba.config.THREADING_LAYER = "workqueue"
+except ImportError:                   # the lesson path runs instead; see unavailable()
+    numba = None
+    prange = range
+    _MISSING = "Numba is not installed (pip install numba)"
+
+
+class _Compiled:
+    """A kernel compiled twice: with prange loops on all threads, and serial (prange as range).
+
+    The serial one runs in any thread but the main one, and inside ``with one_thread_each():``
+    (DataParallel's replicas, the halves of a flash-attention batch): the work-queue threading
+    layer may not be entered from two threads at once, and each such thread already has its core.
+    """
+
+    def __init__(self, function):
+        self.__doc__, self.__name__ = function.__doc__, function.__name__
+        self.parallel = numba.njit(parallel=True, nogil=True, cache=True)(function)
+        twin = types.FunctionType(function.__code__, function.__globals__, function.__name__ + "_serial",
+                                  function.__defaults__, function.__closure__)
+        twin.__qualname__ = function.__qualname__ + "_serial"        # its own cache file
+        self.serial = numba.njit(nogil=True, cache=True)(twin)
+
+    def __call__(self, *args):
+        return (self.serial if in_shared_thread() else self.parallel)(*args)
+
+
+class _State:
+    serial = 0                        # > 0 inside one_thread_each()
+
+
+_state = _State()
+
+
+class one_thread_each:
+    """``with one_thread_each():`` the compiled kernels run serially, for code that runs one thread
+    per core itself (and usually one BLAS thread, blas_threads(1))."""
+
+    def __enter__(self):
+        _state.serial += 1
+        return self
+
+    def __exit__(self, *exc):
+        _state.serial -= 1
+        return False
+
+
+def in_shared_thread():
+    """True inside one_thread_each() or in any thread but the main one: the cores are shared out."""
+    return _state.serial > 0 or threading.current_thread() is not threading.main_thread()
+
+
+def compiled(function):
+    """The kernel ``function`` compiled by Numba (parallel and serial), or itself without Numba."""
+    if numba is None:
+        return function
+    return _Compiled(function)
+
+
+def unavailable(**arrays):
+    """None when Numba is installed and every array is a float32/float64 NumPy array of one dtype;
+    else the reason, recorded by the dispatch."""
+    if _MISSING or os.environ.get("MINILLM_NUMBA") == "0":
+        return _MISSING or "MINILLM_NUMBA=0"
+    dtype = None
+    for name, a in arrays.items():
+        if a is None:
+            continue
+        if type(a) is not np.ndarray:
+            return f"{name} is a {type(a).__module__}.{type(a).__name__}, not a NumPy array"
+        if a.dtype not in (np.float32, np.float64):
+            return f"{name} has dtype {a.dtype}, not float32/float64"
+        if dtype is not None and a.dtype != dtype:
+            return f"{name} has dtype {a.dtype}, the others {dtype}"
+        dtype = a.dtype
+    return None
+
+
+def threads():
+    """How many threads the compiled kernels use (1 without Numba)."""
+    return 1 if numba is None else numba.get_num_threads()
+
+
+def set_threads(n):
+    """Use n threads in the compiled kernels (at most the cores Numba found)."""
+    if numba is not None:
+        numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+
+
+def describe():
+    """One line for the command line: which kernels run and on how many threads."""
+    if os.environ.get("MINILLM_KERNELS") == "plain":
+        return "kernels: the lesson code (MINILLM_KERNELS=plain)"
+    reason = unavailable()
+    if reason:
+        return f"kernels: NumPy only ({reason})"
+    return f"kernels: Numba {numba.__version__}, {threads()} thread(s)"
