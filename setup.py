@@ -1,6 +1,6 @@
 """Install minillm.
 
-    pip install -e .            # NumPy backend (CPU)
+    pip install -e .            # NumPy backend (CPU), with Numba for the compiled CPU kernels
     pip install -e ".[test]"    # + pytest, hypothesis for the test suite
     pip install -e ".[gpu]"     # + CuPy for the GPU backend and fused kernel
     pip install -e ".[hf]"      # + safetensors, to load and save Hugging Face GPT-2 / BERT directories
@@ -21,7 +21,12 @@ setup(
               "minillm.cli", "minillm.kernels", "minillm.kernels.cpu", "minillm.kernels.cuda"],
     package_dir={"minillm.kernels": "kernels"},
     package_data={"minillm.kernels.cuda": ["*.cu"]},
-    install_requires=["numpy>=1.23", "matplotlib>=3.5", "threadpoolctl>=3.1"],
+    # Numba compiles the engine's CPU kernels (kernels/cpu/fused_*.py, flash_attention.py). It is
+    # asked for only where it publishes wheels (no compiler needed); elsewhere the NumPy kernels
+    # and the lesson code run, and `minillm train` says so in one line.
+    install_requires=["numpy>=1.23", "matplotlib>=3.5", "threadpoolctl>=3.1",
+                      "numba>=0.57; python_version < '3.15' and platform_machine in "
+                      "'x86_64 AMD64 aarch64 arm64'"],
     extras_require={
         "gpu": ["cupy-cuda12x"],
         "hf": ["safetensors>=0.4"],       # minillm.hub: load_gpt2 / save_gpt2, load_bert / save_bert (Hugging Face format)

@@ -8,9 +8,11 @@ Cases:
   lstm       the article's LSTM LM: vocab 256, embedding 128, hidden 256, T 64, batch 32, Adam
   gpt-dp, lstm-dp   the same two, minillm through DataParallel (one replica per BLAS thread)
   generate   512 new tokens from the GPT above (greedy), with and without the KV cache
-  attention  scaled dot-product attention forward + backward, causal, B 4, H 8, D 64, T 128/512/1024
+  attention  scaled dot-product attention forward + backward, causal, B 4, H 8, D 64, T 128/512/1024/2048
 
-Each (case, implementation) runs in its own subprocess, so threads and peak memory are its own;
+Each row shows three implementations: minillm's lesson code alone (plain: MINILLM_KERNELS=plain),
+minillm with its engine kernels (kernels: the default), and PyTorch. Each (case, implementation)
+runs in its own subprocess, so threads and peak memory are its own;
 the implementations alternate for ``--rounds`` rounds and each keeps its best round (machines
 shared with other work drift by 10-30 % over a minute; alternating exposes both to the same drift).
 PyTorch gets ``torch.set_num_threads`` equal to NumPy's BLAS threads. For each row the script
@@ -260,19 +262,22 @@ def worker(case, impl, seconds, T):
     print("RESULT " + json.dumps(res))
 
 
-def best_of(rounds, case, seconds, T=0, torch=True):
-    """(minillm result, torch result or None): alternate the two for ``rounds``, keep each one's best."""
-    runs = {"minillm": [], "torch": []}
+def best_of(rounds, case, seconds, T=0, torch=True, plain=True):
+    """(minillm plain, minillm kernels, torch) results, None where not run: alternate them for
+    ``rounds``, keep each one's best."""
+    runs = {"plain": [], "minillm": [], "torch": []}
     for _ in range(rounds):
-        for impl in ("minillm", "torch") if torch else ("minillm",):
+        for impl in ("plain",) * plain + ("minillm",) + ("torch",) * torch:
             runs[impl].append(run_worker(case, impl, seconds, T))
-    pick = [max(r, key=lambda x: x["tok_s"]) if r else None for r in runs.values()]
-    return pick[0], pick[1]
+    return [max(r, key=lambda x: x["tok_s"]) if r else None for r in runs.values()]
 
 
 def run_worker(case, impl, seconds, T=0):
+    """One (case, implementation) in its own process; "plain" is minillm with MINILLM_KERNELS=plain."""
+    env = dict(os.environ, MINILLM_KERNELS="plain" if impl == "plain" else os.environ.get("MINILLM_KERNELS", "auto"))
+    impl = "minillm" if impl == "plain" else impl
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", case, impl, "--seconds", str(seconds), "--T", str(T)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
@@ -315,8 +320,11 @@ def main():
           f"{blas_threads()}; NumPy {np.__version__}; {torch_name or 'PyTorch not installed'}; "
           f"date {time.strftime('%Y-%m-%d')}")
     print(f"float32 matmul peak (NumPy, 2048^3): {peak:.1f} GFLOP/s")
-    print(f"{'case':<22} {'minillm tok/s':>13} {'torch tok/s':>12} {'ratio':>6} {'GFLOP/s':>8} {'of peak':>7} "
-          f"{'MiB mini':>9} {'MiB torch':>9}   (MiB: peak RSS above the post-import baseline / absolute)")
+    from minillm.kernels.cpu import jit
+    print(jit.describe())
+    print(f"{'case':<22} {'plain tok/s':>11} {'kernels tok/s':>13} {'torch tok/s':>12} {'plain/torch':>11} "
+          f"{'kernels/torch':>13} {'GFLOP/s':>8} {'of peak':>7} {'MiB kernels':>11} {'MiB torch':>9}"
+          "   (MiB: peak RSS above the post-import baseline / absolute)")
     cases = args.cases.split(",")
     flops = {"gpt": gpt_flops_per_token(), "lstm": lstm_flops_per_token()}
     for case in ("gpt", "gpt-dp", "lstm", "lstm-dp"):
@@ -324,7 +332,7 @@ def main():
             _row(f"{case} train step", *best_of(args.rounds, case, args.seconds, torch=bool(torch_name)),
                  flops[case.split("-")[0]], peak)                  # -dp: the same network and work
     if "attention" in cases:
-        for T in (128, 512, 1024):
+        for T in (128, 512, 1024, 2048):
             per_tok = attention_flops(T) / (ATT["B"] * T)
             _row(f"attention fwd+bwd T={T}", *best_of(args.rounds, "attention", args.seconds, T, bool(torch_name)),
                  per_tok, peak)
@@ -335,13 +343,15 @@ def main():
               f"(goal >= 5x); tokens identical: {g['identical']}")
 
 
-def _row(name, mini, ref, flops_per_tok, peak):
+def _row(name, plain, mini, ref, flops_per_tok, peak):
     gflops = mini["tok_s"] * flops_per_tok / 1e9
-    ratio = f"{mini['tok_s'] / ref['tok_s']:6.2f}" if ref else "     -"
+    ratio = f"{mini['tok_s'] / ref['tok_s']:13.2f}" if ref else f"{'-':>13}"
+    plain_ratio = f"{plain['tok_s'] / ref['tok_s']:11.2f}" if ref and plain else f"{'-':>11}"
+    plain_tok = f"{plain['tok_s']:11,.0f}" if plain else f"{'-':>11}"
     ref_tok = f"{ref['tok_s']:12,.0f}" if ref else f"{'-':>12}"
     ref_mem = f"{ref['above_base']:4.0f}/{ref['peak']:4.0f}" if ref else f"{'-':>9}"
-    print(f"{name:<22} {mini['tok_s']:13,.0f} {ref_tok} {ratio} {gflops:8.1f} {gflops / peak:7.2f} "
-          f"{mini['above_base']:4.0f}/{mini['peak']:4.0f} {ref_mem}")
+    print(f"{name:<22} {plain_tok} {mini['tok_s']:13,.0f} {ref_tok} {plain_ratio} {ratio} {gflops:8.1f} "
+          f"{gflops / peak:7.2f} {mini['above_base']:6.0f}/{mini['peak']:4.0f} {ref_mem}")
     if ref:
         rg = ref["tok_s"] * flops_per_tok / 1e9
         print(f"{'':<22} PyTorch: {rg:.1f} GFLOP/s = {rg / peak:.2f} of peak; memory ratio minillm/PyTorch "

@@ -134,8 +134,8 @@ def test_bad_batches():
 
 
 def test_without_a_settable_blas_more_than_one_thread_is_refused(monkeypatch):
-    import minillm.training.parallel as parallel
-    monkeypatch.setitem(parallel._blas, "lib", None)      # as where threadpoolctl finds no BLAS it can set
+    from minillm.kernels.cpu import threads
+    monkeypatch.setitem(threads._blas, "lib", None)       # as where threadpoolctl finds no BLAS it can set
     with pytest.raises(RuntimeError, match="needs a BLAS whose threads threadpoolctl can set"):
         DataParallel(GPT(TINY_GPT), 2)
     net = DataParallel(GPT(TINY_GPT), 1)                   # one thread needs nothing from BLAS

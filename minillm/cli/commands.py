@@ -4,6 +4,7 @@ main.py parses the options and calls the run_* functions at the end; the others 
 from Python too.
 """
 import json
+import os
 import shlex
 import sys
 import time
@@ -135,6 +136,9 @@ def train(args):
         print(f"resuming {out} from step {trainer.resume()}", file=sys.stderr)
     print(f"{args.model}: {model.num_parameters():,} parameters, vocabulary {tokenizer.vocab_size} ({args.tokenizer}), "
           f"{len(train_ids):,} training tokens, backend {backend.current()}", file=sys.stderr)
+    if backend.current() == "numpy":
+        from ..kernels.cpu import jit
+        print(f"{jit.describe()}; {args.threads} model replica(s) (--threads)", file=sys.stderr)
     val = trainer.run()
     print(f"validation loss {val:.4f} (perplexity {np.exp(val):.2f}) after {trainer.step} steps, "
           f"{trainer.elapsed:.0f} s; checkpoint, log.csv and loss.png in {out}")
@@ -320,6 +324,8 @@ def run_train(args):
     """minillm train: train a GPT, BERT or LSTM LM, write checkpoints and log.csv, print a sample."""
     if args.n_embd % args.n_head and args.model != "lstm":
         raise UsageError(f"--n-embd {args.n_embd} is not divisible by --n-head {args.n_head}")
+    if args.threads == "auto":
+        args.threads = auto_threads(args.backend, args.batch_size)
     if args.threads > 1 and args.backend == "cupy":
         raise UsageError(f"--threads {args.threads} runs model replicas on CPU cores; with --backend cupy use "
                          "--threads 1")
@@ -328,6 +334,16 @@ def run_train(args):
                          f"at most --batch-size ({args.batch_size})")
     train(args)
     return 0
+
+
+def auto_threads(backend_name, batch_size):
+    """--threads auto: one model replica per core this process may use, at most one per batch row;
+    1 on a GPU, or where NumPy's BLAS threads cannot be set (DataParallel needs that)."""
+    from ..training.parallel import blas_threads
+    if backend_name != "numpy" or not blas_threads.available():
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, batch_size))
 
 
 def run_generate(args):

@@ -23,6 +23,10 @@ def _positive_int(text):
     return value
 
 
+def _threads(text):
+    return "auto" if text == "auto" else _positive_int(text)
+
+
 def _seed(text):
     value = int(text)
     if value < 0:
@@ -92,9 +96,10 @@ def build_parser():
     t.add_argument("--out", metavar="DIR", help="output folder (default: runs/<model>-<date>-<time>)")
     t.add_argument("--seed", type=_seed, default=0, help="seed of the initial weights, batches and dropout")
     t.add_argument("--backend", choices=["numpy", "cupy"], default="numpy", help="arrays on the CPU (NumPy) or a GPU (CuPy)")
-    t.add_argument("--threads", type=_positive_int, default=1,
+    t.add_argument("--threads", type=_threads, default="auto",
                    help="CPU cores to train on: the batch is split into this many shards, one model replica "
-                        "per thread (data parallelism, NumPy backend)")
+                        "per thread (data parallelism, NumPy backend); auto: one per core, at most --batch-size; "
+                        "1: one replica")
     t.add_argument("--resume", action="store_true", help="continue the checkpoint in --out exactly")
 
     g = sub.add_parser(formatter_class=DefaultsFormatter, name="generate", help="continue a prompt with a trained GPT or LSTM, or a GPT-2 directory")
