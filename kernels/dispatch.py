@@ -29,6 +29,8 @@ KERNELS = {
     "embedding": ("cpu.embedding",),
     "lstm_cell": ("cpu.lstm_cell",),
     "lstm": ("cpu.lstm",),
+    "adam": ("cpu.fused_adam",),
+    "cross_entropy": ("cpu.fused_cross_entropy",),
 }
 MODES = ("auto", "plain")
 

@@ -62,21 +62,25 @@ def accepts(q, k, v, attn_mask, is_causal, key_padding_mask, dropout_p):
 
 
 @compiled
-def _shift_tile(s, scale, m, pad, row0, col0, causal, empty, m_new, alpha):
+def _shift_tile(s, scale, m, pad, has_pad, row0, col0, causal, empty, m_new, alpha):
     """s (N, R, C) -> s * scale - m' in place (masked entries -inf), m' = max(m, rowmax) in m_new,
-    alpha = exp(m - m'). A row with every key so far masked keeps m' = -inf, a shift of 0, alpha 1."""
+    alpha = exp(m - m'). A row with every key so far masked keeps m' = -inf, a shift of 0, alpha 1.
+    The causal mask is an end column per row, so the loops have no branch and run in vectors."""
     N, R, C = s.shape
     for n in prange(N):
         for r in range(R):
-            row = row0 + r
+            end = min(C, max(0, row0 + r - col0 + 1)) if causal else C
+            if has_pad:
+                for c in range(end):
+                    if pad[n, col0 + c]:
+                        s[n, r, c] = empty
             top = m[n, r]
-            for c in range(C):
-                if (causal and col0 + c > row) or pad[n, col0 + c]:
-                    s[n, r, c] = empty
-                else:
-                    s[n, r, c] *= scale
-                    if s[n, r, c] > top:
-                        top = s[n, r, c]
+            for c in range(end):
+                v = s[n, r, c] * scale
+                s[n, r, c] = v
+                top = max(top, v)
+            for c in range(end, C):
+                s[n, r, c] = empty
             m_new[n, r] = top
             shift = top
             if top == empty:
@@ -84,11 +88,11 @@ def _shift_tile(s, scale, m, pad, row0, col0, causal, empty, m_new, alpha):
                 alpha[n, r] = scale / scale
             else:
                 alpha[n, r] = np.exp(m[n, r] - top)
-            for c in range(C):
+            for c in range(end):
                 s[n, r, c] -= shift
 
 
-@compiled
+@compiled(sums=True)
 def _sum_tile(p, l, alpha):
     """l = l * alpha + rowsum(p), p: (N, R, C)."""
     N, R, C = p.shape
@@ -129,18 +133,24 @@ def _finish(acc, m, l, out, lse, empty):
 
 
 @compiled
-def _shift_by_lse(s, lse, pad, scale, row0, col0, causal, empty):
+def _shift_by_lse(s, lse, pad, has_pad, scale, row0, col0, causal, empty):
     """s (N, R, C) -> s * scale - L in place, masked entries (and rows with no key) -inf."""
     N, R, C = s.shape
     for n in prange(N):
         for r in range(R):
             row = row0 + r
             L = lse[n, row]
-            for c in range(C):
-                if (causal and col0 + c > row) or pad[n, col0 + c] or L == -empty:
-                    s[n, r, c] = empty
-                else:
-                    s[n, r, c] = s[n, r, c] * scale - L
+            end = min(C, max(0, row - col0 + 1)) if causal else C
+            if L == -empty:
+                end = 0
+            for c in range(end):
+                s[n, r, c] = s[n, r, c] * scale - L
+            for c in range(end, C):
+                s[n, r, c] = empty
+            if has_pad:
+                for c in range(end):
+                    if pad[n, col0 + c]:
+                        s[n, r, c] = empty
 
 
 @compiled
@@ -154,7 +164,7 @@ def _softmax_gradient(p, dp, dv_row, row0):
                 dp[n, r, c] = p[n, r, c] * (dp[n, r, c] - d)
 
 
-@compiled
+@compiled(sums=True)
 def _row_dots(a, b, out):
     """out[n, t] = sum_d a[n, t, d] b[n, t, d]."""
     N, T, D = a.shape
@@ -205,6 +215,7 @@ def _forward_rows(qf, kf, vf, pad, out, lse, is_causal, scale):
     S = kf.shape[1]
     t = qf.dtype.type
     empty = t(-np.inf)
+    has_pad = bool(pad.any())
     for m0 in range(0, T, BLOCK_M):
         m1 = min(m0 + BLOCK_M, T)
         m, m_new = np.full((N, m1 - m0), empty), np.empty((N, m1 - m0), dtype=qf.dtype)
@@ -215,7 +226,7 @@ def _forward_rows(qf, kf, vf, pad, out, lse, is_causal, scale):
         for n0 in range(0, n_end, BLOCK_N):
             n1 = min(n0 + BLOCK_N, n_end)
             s = np.matmul(qf[:, m0:m1], kf[:, n0:n1].transpose(0, 2, 1))            # (N, BM, BN)
-            _shift_tile(s, t(scale), m, pad, m0, n0, is_causal, empty, m_new, alpha)
+            _shift_tile(s, t(scale), m, pad, has_pad, m0, n0, is_causal, empty, m_new, alpha)
             np.exp(s, out=s)                           # NumPy's vectorised exp; Numba's is one at a time
             _sum_tile(s, l, alpha)
             m, m_new = m_new, m
@@ -241,6 +252,7 @@ def _backward_rows(qf, kf, vf, do, lse, dv_row, pad, causal, scale, dq, dk, dv):
     """dq, dk, dv of the rows n: key tile by key tile, each tile's weights recomputed from L."""
     T, S = qf.shape[1], kf.shape[1]
     t = qf.dtype.type
+    has_pad = bool(pad.any())
     for n0 in range(0, S, BLOCK_N):
         n1 = min(n0 + BLOCK_N, S)
         k_j, v_j = kf[:, n0:n1], vf[:, n0:n1]
@@ -250,7 +262,7 @@ def _backward_rows(qf, kf, vf, do, lse, dv_row, pad, causal, scale, dq, dk, dv):
             q_i, do_i = qf[:, m0:m1], do[:, m0:m1]
             s = np.matmul(q_i, k_j.transpose(0, 2, 1))                  # (N, BM, BN)
             dp = np.matmul(do_i, v_j.transpose(0, 2, 1))                # dO_i V_j^T
-            _shift_by_lse(s, lse, pad, t(scale), m0, n0, causal, t(-np.inf))
+            _shift_by_lse(s, lse, pad, has_pad, t(scale), m0, n0, causal, t(-np.inf))
             np.exp(s, out=s)                                            # p, the exact weights
             _softmax_gradient(s, dp, dv_row, m0)                        # dp -> ds
             dv[:, n0:n1] += np.matmul(s.transpose(0, 2, 1), do_i)

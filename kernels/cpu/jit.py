@@ -9,7 +9,7 @@
 runs where threads are already shared out, see _Compiled), nogil=True (a kernel releases the
 GIL, so DataParallel's threads run kernels side by side), cache=True (the machine code is kept in
 __pycache__, so only the first run on a machine compiles) and fastmath off (float32 stays float32 and every operation is rounded as written, so results match the
-lesson's within float32 rounding). Without Numba, ``compiled`` hands back the Python function
+lesson's within float32 rounding), except that ``compiled(sums=True)`` may reorder sums. Without Numba, ``compiled`` hands back the Python function
 unchanged, ``unavailable()`` says why, and the dispatch never picks these kernels.
 """
 import os
@@ -42,13 +42,13 @@ class _Compiled:
     layer may not be entered from two threads at once, and each such thread already has its core.
     """
 
-    def __init__(self, function):
+    def __init__(self, function, fastmath):
         self.__doc__, self.__name__ = function.__doc__, function.__name__
-        self.parallel = numba.njit(parallel=True, nogil=True, cache=True)(function)
+        self.parallel = numba.njit(parallel=True, nogil=True, cache=True, fastmath=fastmath)(function)
         twin = types.FunctionType(function.__code__, function.__globals__, function.__name__ + "_serial",
                                   function.__defaults__, function.__closure__)
         twin.__qualname__ = function.__qualname__ + "_serial"        # its own cache file
-        self.serial = numba.njit(nogil=True, cache=True)(twin)
+        self.serial = numba.njit(nogil=True, cache=True, fastmath=fastmath)(twin)
 
     def __call__(self, *args):
         return (self.serial if in_shared_thread() else self.parallel)(*args)
@@ -79,11 +79,17 @@ def in_shared_thread():
     return _state.serial > 0 or threading.current_thread() is not threading.main_thread()
 
 
-def compiled(function):
-    """The kernel ``function`` compiled by Numba (parallel and serial), or itself without Numba."""
+def compiled(function=None, sums=False):
+    """The kernel ``function`` compiled by Numba (parallel and serial), or itself without Numba.
+
+    ``@compiled(sums=True)`` lets the compiler reorder the kernel's sums (LLVM's reassoc and nsz
+    flags), so a row sum runs in vector registers, as BLAS and NumPy's pairwise sums also reorder
+    them; nothing else changes (no assumption that values are finite)."""
+    if function is None:
+        return lambda f: compiled(f, sums)
     if numba is None:
         return function
-    return _Compiled(function)
+    return _Compiled(function, {"reassoc", "nsz"} if sums else False)
 
 
 def unavailable(**arrays):

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import backend
+from ..kernels import dispatch
 from .activations import log_softmax_forward
 from .checks import check_float
 from .module import Module
@@ -32,6 +33,9 @@ class CrossEntropyCache(NamedTuple):
 
 def cross_entropy_forward(logits, targets, ignore_index=-100, label_smoothing=0.0):
     """logits: (..., V), targets: (...) ints -> scalar loss (0-d array of logits' dtype), cache."""
+    kernel = dispatch.find("cross_entropy", logits, targets, ignore_index, label_smoothing)
+    if kernel is not None:
+        return kernel.forward(logits, targets, ignore_index, label_smoothing)
     xp = backend.get_array_module(logits)
     V = logits.shape[-1]
     z = logits.reshape(-1, V)                                  # (..., V) -> (N, V)
@@ -53,6 +57,8 @@ def cross_entropy_backward(cache, dloss=1.0):
 
     q is the target distribution: (1 - eps) one_hot(y) + eps / V.
     """
+    if not isinstance(cache, CrossEntropyCache):
+        return dispatch.backward("cross_entropy", dloss, cache)
     logp, y, valid, count, eps, shape = cache
     xp = backend.get_array_module(logp)
     V = logp.shape[1]

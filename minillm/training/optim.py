@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from .. import backend
+from ..kernels import dispatch
 from ..nn.linear import Embedding
 from ..nn.norm import LayerNorm
 from ..nn.positional import LearnedPositionalEncoding
@@ -113,6 +114,12 @@ class Adam(Optimizer):
         xp = backend.get_array_module(p.data)
         if "exp_avg" not in state:
             state["exp_avg"], state["exp_avg_sq"] = xp.zeros_like(p.data), xp.zeros_like(p.data)
+        kernel = dispatch.find("adam", p.data, p.grad, state["exp_avg"], state["exp_avg_sq"])
+        if kernel is not None:                            # the same update as one compiled loop
+            shrink = 1.0 - lr * wd if wd and self.decoupled else 1.0
+            l2 = wd if wd and not self.decoupled else 0.0
+            return kernel.update(p.data, p.grad, state["exp_avg"], state["exp_avg_sq"], lr, b1, b2, group["eps"],
+                                 1.0 - b1 ** t, 1.0 - b2 ** t, shrink, l2)
         g = p.grad
         if wd and self.decoupled:
             p.data *= 1.0 - lr * wd                       # AdamW: shrink the weights directly
