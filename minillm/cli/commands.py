@@ -4,7 +4,6 @@ main.py parses the options and calls the run_* functions at the end; the others 
 from Python too.
 """
 import json
-import os
 import shlex
 import sys
 import time
@@ -325,7 +324,8 @@ def run_train(args):
     if args.n_embd % args.n_head and args.model != "lstm":
         raise UsageError(f"--n-embd {args.n_embd} is not divisible by --n-head {args.n_head}")
     if args.threads == "auto":
-        args.threads = auto_threads(args.backend, args.batch_size)
+        from ..training.parallel import auto_threads
+        args.threads = 1 if args.backend == "cupy" else auto_threads(args.batch_size)
     if args.threads > 1 and args.backend == "cupy":
         raise UsageError(f"--threads {args.threads} runs model replicas on CPU cores; with --backend cupy use "
                          "--threads 1")
@@ -334,16 +334,6 @@ def run_train(args):
                          f"at most --batch-size ({args.batch_size})")
     train(args)
     return 0
-
-
-def auto_threads(backend_name, batch_size):
-    """--threads auto: one model replica per core this process may use, at most one per batch row;
-    1 on a GPU, or where NumPy's BLAS threads cannot be set (DataParallel needs that)."""
-    from ..training.parallel import blas_threads
-    if backend_name != "numpy" or not blas_threads.available():
-        return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, batch_size))
 
 
 def run_generate(args):

@@ -29,6 +29,7 @@ Dropout: each replica draws its masks from its own generator, seeded from minill
 once per forward in the main thread, so a run is reproducible whatever order the threads run in.
 """
 import copy
+import os
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
@@ -37,6 +38,15 @@ from .. import backend
 from ..kernels.cpu.jit import one_thread_each
 from ..kernels.cpu.threads import blas_threads
 from ..nn.module import Module
+
+def auto_threads(batch_size):
+    """The number of model replicas ``threads="auto"`` means: one per core this process may use, at
+    most one per batch row; 1 on the CuPy backend, or where NumPy's BLAS threads cannot be set."""
+    if backend.current() != "numpy" or not blas_threads.available():
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, batch_size))
+
 
 class DataParallel(Module):
     """As torch.nn.DataParallel(module): forward/backward over ``n_threads`` shards of the batch at once.

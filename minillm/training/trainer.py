@@ -29,7 +29,7 @@ from .checkpoint import CheckpointError, checkpoint_path, load_checkpoint, save_
 from .interrupt import StopRequests, TrainingInterrupted
 from .lock import FolderLock
 from .optim import clip_grad_norm, lr_schedule
-from .parallel import DataParallel
+from .parallel import DataParallel, auto_threads
 
 LOG_COLUMNS = ["step", "elapsed_s", "lr", "train_loss", "val_loss", "tokens_per_s"]
 
@@ -47,14 +47,18 @@ class TrainConfig:
     eval_batches: int = 10
     log_interval: int = 10
     seed: int = 0
-    threads: int = 1              # data-parallel CPU threads, one batch shard each (parallel.py); 1: none
+    threads: object = "auto"      # data-parallel CPU threads, one batch shard each (parallel.py);
+    #                               "auto": one per core (at most one per batch row), 1: none
 
     def __post_init__(self):
         """Each field in its range, named in the error (eval_interval = 0 would divide by zero)."""
         for name in ("max_steps", "eval_interval", "eval_batches", "log_interval", "threads"):
             value = getattr(self, name)
+            if name == "threads" and value == "auto":
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"TrainConfig: {name} must be an integer >= 1, got {value!r}")
+                also = " or 'auto'" if name == "threads" else ""
+                raise ValueError(f"TrainConfig: {name} must be an integer >= 1{also}, got {value!r}")
         for name, low in (("max_seconds", 0.0), ("lr", None), ("min_lr", 0.0), ("grad_clip", 0.0)):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and
@@ -76,7 +80,8 @@ class Trainer:
     def __init__(self, model, task, optimizer, config, out_dir, meta, quiet=False):
         self.model, self.task, self.opt, self.cfg = model, task, optimizer, config
         # what forward and backward run through: the model, or its replicas on config.threads cores
-        self.net = DataParallel(model, config.threads) if config.threads > 1 else model
+        self.threads = auto_threads(task.batch_size) if config.threads == "auto" else config.threads
+        self.net = DataParallel(model, self.threads) if self.threads > 1 else model
         self.out = Path(out_dir)
         self.meta = meta
         self.quiet = quiet
