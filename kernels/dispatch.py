@@ -28,7 +28,7 @@ KERNELS = {
     "linear": ("cpu.linear",),
     "embedding": ("cpu.embedding",),
     "lstm_cell": ("cpu.lstm_cell",),
-    "lstm": ("cpu.fused_lstm", "cpu.lstm"),
+    "lstm": ("cpu.lstm",),
     "adam": ("cpu.fused_adam",),
     "cross_entropy": ("cpu.fused_cross_entropy",),
 }

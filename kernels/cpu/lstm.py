@@ -19,7 +19,6 @@ class LSTMCPUCache(NamedTuple):
     w_hh: np.ndarray
     hs: np.ndarray          # (T+1, B, H) h_0 .. h_T
     steps: list             # each step's pointwise cache
-    pointwise_backward: object = lstm_pointwise_backward     # the step's backward (fused_lstm.py: compiled)
 
     def backward(self, dy, dh_T, dc_T):
         return backward(dy, dh_T, dc_T, self)
@@ -30,7 +29,7 @@ def accepts(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
     return numpy_float("x", x)
 
 
-def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, pointwise=(lstm_pointwise_forward, lstm_pointwise_backward)):
+def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
     """x: (B, T, I), h0, c0: (B, H) -> y: (B, T, H), h_T, c_T: (B, H).
 
     The hidden states are kept time-major, hs: (T+1, B, H), so that y and the weight gradients are
@@ -48,11 +47,11 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, pointwise=(lstm_pointwise_forward
     for t in range(T):
         a = w_hh @ hs[t].T                                          # (4H, H) x (H, B)
         a += ax[:, t]
-        h, c, pw = pointwise[0](a, c)
+        h, c, pw = lstm_pointwise_forward(a, c)
         hs[t + 1] = h.T
         steps.append(pw)
     y = np.ascontiguousarray(hs[1:].transpose(1, 0, 2))            # (B, T, H)
-    return y, hs[T].copy(), np.ascontiguousarray(c.T), LSTMCPUCache(x_tm, w_ih, w_hh, hs, steps, pointwise[1])
+    return y, hs[T].copy(), np.ascontiguousarray(c.T), LSTMCPUCache(x_tm, w_ih, w_hh, hs, steps)
 
 
 def backward(dy, dh_T, dc_T, cache):
@@ -60,13 +59,13 @@ def backward(dy, dh_T, dc_T, cache):
 
     Returns dx (B, T, I), dh0, dc0 (B, H), dw_ih, dw_hh, db_ih, db_hh.
     """
-    x_tm, w_ih, w_hh, hs, steps, pointwise_backward = cache
+    x_tm, w_ih, w_hh, hs, steps = cache
     T, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2]
     dy_tm = np.ascontiguousarray(dy.transpose(1, 0, 2))            # (T, B, H)
     da_all = np.empty((T, 4 * H, B), dtype=dy.dtype)               # step t writes da_all[t], contiguous
     dh, dc = np.ascontiguousarray(dh_T.T), np.ascontiguousarray(dc_T.T)
     for t in reversed(range(T)):
-        da, dc = pointwise_backward(dh + dy_tm[t].T, dc, steps[t], out=da_all[t])   # h_t feeds y_t and step t+1
+        da, dc = lstm_pointwise_backward(dh + dy_tm[t].T, dc, steps[t], out=da_all[t])  # h_t feeds y_t and step t+1
         dh = w_hh.T @ da                                            # a_t depends on h_{t-1} through W_hh
     # the weight gradients sum over steps and batch: one matmul each over (4H, T*B) columns in (t, b)
     # order, matching the rows of x_tm and hs (moving rows of B values: a cheap copy)
