@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .files import written_whole
-from .models.config_checks import check_config
+from .models.config_checks import check_config, check_value
 from .models.bert import BERT, BertConfig, BertForMaskedLM
 from .models.gpt import GPT, GPTConfig
 
@@ -104,8 +104,7 @@ def _check_layers(weights, pattern, n_layer, where):
 def _epsilon(config, name, default, where):
     """config[name] (a LayerNorm epsilon) as a finite number > 0, or a one-line error naming it."""
     eps = config.get(name, default)
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < float("inf"):
-        raise ValueError(f"{where}: {name} must be a finite number > 0, got {eps!r}")
+    check_value(name, eps, float, where)
     return float(eps)
 
 

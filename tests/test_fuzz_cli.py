@@ -106,7 +106,7 @@ def argument_lists(draw):
     return argv
 
 
-def in_workspace(argv, workspace, folder):
+def in_workspace(argv, folder):
     """The argument list with workspace names made paths inside ``folder`` (a fresh copy of the workspace)."""
     names = set(PATHS)
     return [str(folder / a) if a in names else a for a in argv]
@@ -121,7 +121,7 @@ def test_random_command_lines_end_cleanly(workspace, argv):
     try:
         shutil.copytree(workspace, folder, dirs_exist_ok=True)
         before = {name: (folder / name / "ckpt.npz").read_bytes() for name in ("gpt", "bert", "lstm")}
-        argv = in_workspace(argv, workspace, folder)
+        argv = in_workspace(argv, folder)
         os.chdir(folder)                                  # runs/ and default outputs land here
         config_checks.MAX_PARAMETERS = 2_000_000          # every model the fuzzer may build stays small
         err, out = io.StringIO(), io.StringIO()

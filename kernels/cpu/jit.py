@@ -16,7 +16,7 @@ import os
 import threading
 import types
 
-import numpy as np
+from . import numpy_float
 
 try:
     import numba
@@ -101,10 +101,9 @@ def unavailable(**arrays):
     for name, a in arrays.items():
         if a is None:
             continue
-        if type(a) is not np.ndarray:
-            return f"{name} is a {type(a).__module__}.{type(a).__name__}, not a NumPy array"
-        if a.dtype not in (np.float32, np.float64):
-            return f"{name} has dtype {a.dtype}, not float32/float64"
+        reason = numpy_float(name, a)
+        if reason:
+            return reason
         if dtype is not None and a.dtype != dtype:
             return f"{name} has dtype {a.dtype}, the others {dtype}"
         dtype = a.dtype

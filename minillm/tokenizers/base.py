@@ -18,10 +18,16 @@ def split_specials(text, specials, allowed):
     return [(p, p in specials) for p in re.split(pattern, text) if p]
 
 
+def is_list_like(value):
+    """True for a list, tuple, array or other iterable of items; False for a string, bytes, a dict
+    (whose iteration gives keys) or a single value."""
+    return hasattr(value, "__iter__") and not isinstance(value, (str, bytes, dict))
+
+
 def check_strings(name, value, where, allow_empty=False):
     """``value`` as a list of distinct strings (a tokenizer's characters or special tokens), else a
     TypeError or ValueError naming ``name``."""
-    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+    if not is_list_like(value):
         raise TypeError(f"{where}: {name} must be a list of strings, got {repr(value)[:60]}")
     value = list(value)
     for position, item in enumerate(value):
@@ -36,7 +42,7 @@ def check_strings(name, value, where, allow_empty=False):
 def check_id_list(name, value, where):
     """``value`` as a list of distinct integers >= 0 (ids a tokenizer gives its tokens), else a
     TypeError or ValueError naming ``name``."""
-    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+    if not is_list_like(value):
         raise TypeError(f"{where}: {name} must be a list of integer ids, got {repr(value)[:60]}")
     value = list(value)
     for position, i in enumerate(value):

@@ -13,7 +13,7 @@ import re
 from collections import Counter
 
 from ..files import written_whole
-from .base import check_id_list, check_ids, check_strings, split_specials
+from .base import check_id_list, check_ids, check_strings, is_list_like, split_specials
 
 # GPT-2's split pattern, written with the standard library's re (\p{L} -> [^\W\d_], \p{N} -> \d):
 # contractions, letters with an optional leading space, digits, other symbols, whitespace runs.
@@ -52,7 +52,7 @@ def _most_frequent(heap, pairs):
 def check_merges(merges):
     """The merges as a list of pairs of ints, merge i joining two tokens that exist before it
     (ids below 256 + i); otherwise a ValueError naming the merge."""
-    if isinstance(merges, (str, bytes, dict)) or not hasattr(merges, "__iter__"):
+    if not is_list_like(merges):
         raise TypeError(f"BPE merges must be a list of pairs of token ids, got {repr(merges)[:60]}")
     checked = []
     for i, merge in enumerate(merges):

@@ -19,7 +19,7 @@ invert encode exactly: case, accents and the spaces around punctuation are lost 
 """
 import unicodedata
 
-from .base import check_ids, split_specials
+from .base import check_ids, is_list_like, split_specials
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 CLEAN_UP = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","))
@@ -82,7 +82,7 @@ class WordPieceTokenizer:
 
     def __init__(self, vocab, do_lower_case=True):
         """vocab: a list of token strings (a line may repeat, as in some vocab.txt files; the last wins)."""
-        if isinstance(vocab, (str, bytes, dict)) or not hasattr(vocab, "__iter__"):
+        if not is_list_like(vocab):
             raise TypeError(f"WordPieceTokenizer: vocab must be a list of token strings, got {repr(vocab)[:60]}")
         vocab = list(vocab)
         bad = next((t for t in vocab if not isinstance(t, str)), None)
