@@ -153,6 +153,39 @@ def _check_qkv(q, k, v):
 
 
 # ============================================================================ multi-head
+def split_heads(x, num_heads):
+    """(B, T, C) -> (B, H, T, D) with H = num_heads, D = C / H: head h takes columns h*D .. h*D + D - 1.
+
+    reshape (B, T, C) -> (B, T, H, D), then swap the T and H axes so each head is a (T, D) matrix.
+    """
+    B, T, C = x.shape
+    return x.reshape(B, T, num_heads, C // num_heads).transpose(0, 2, 1, 3)
+
+
+def merge_heads(x):
+    """(B, H, T, D) -> (B, T, C = H * D), the inverse of split_heads (and so its backward)."""
+    B, H, T, D = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(B, T, H * D)
+
+
+def use_kv_cache(cache, k, v, is_causal):
+    """One decode step with a KVCache: write this call's k, v (B, H, T, D) at positions
+    cache.length .. cache.length + T - 1, and return (keys, values, attn_mask, is_causal) to attend with.
+
+    keys, values: (B, H, cache.length, D) every position so far. New query i sits at position
+    start + i, so with is_causal it may see keys j <= start + i: a bool (T, start + T) mask
+    (True = allowed, None when T == 1, where every cached key is allowed).
+    """
+    xp = backend.get_array_module(k)
+    start, T = cache.length, k.shape[2]
+    cache.k[:, :, start:start + T], cache.v[:, :, start:start + T] = k, v
+    cache.length = start + T
+    mask = None
+    if is_causal and T > 1:
+        mask = xp.arange(start + T)[None, :] <= (start + xp.arange(T))[:, None]
+    return cache.k[:, :, :cache.length], cache.v[:, :, :cache.length], mask, False
+
+
 class KVCache:
     """Keys and values of the positions seen so far, for fast generation. k, v: (B, H, max_len, D)."""
 
@@ -197,14 +230,6 @@ class MultiHeadAttention(Module):
             self.out_proj.bias.data[...] = 0
         self.fixed_dropout_mask = None
 
-    def _split_heads(self, x):
-        B, T, _ = x.shape                 # (B, T, C) -> (B, T, H, D) -> (B, H, T, D)
-        return x.reshape(B, T, self.num_heads, self.head_dim).transpose(0, 2, 1, 3)
-
-    def _merge_heads(self, x):
-        B, _, T, _ = x.shape              # (B, H, T, D) -> (B, T, H, D) -> (B, T, C)
-        return x.transpose(0, 2, 1, 3).reshape(B, T, self.embed_dim)
-
     def forward(self, x, memory=None, attn_mask=None, key_padding_mask=None, is_causal=False, kv_cache=None):
         """x: (B, T, C) -> y: (B, T, C) = out_proj(merge_heads(softmax(q k^T / sqrt(D) + mask) v)).
 
@@ -223,15 +248,15 @@ class MultiHeadAttention(Module):
                 check_positions(name, a, 1, where)
         if memory is None:                                             # one matmul for q, k and v
             qkv, lin = linear_forward(x, W, b)                         # (B, T, C) -> (B, T, 3C)
-            q, k, v = (self._split_heads(qkv[..., i * C:(i + 1) * C]) for i in range(3))
+            q, k, v = (split_heads(qkv[..., i * C:(i + 1) * C], self.num_heads) for i in range(3))
             lin_caches = (lin,)
         else:                                                          # q from x, k and v from memory
             q, lin_q = linear_forward(x, W[:C], None if b is None else b[:C])
             kv, lin_kv = linear_forward(memory, W[C:], None if b is None else b[C:])
-            q, k, v = self._split_heads(q), self._split_heads(kv[..., :C]), self._split_heads(kv[..., C:])
+            q, k, v = (split_heads(a, self.num_heads) for a in (q, kv[..., :C], kv[..., C:]))
             lin_caches = (lin_q, lin_kv)
         if kv_cache is not None:
-            k, v, attn_mask, is_causal = self._use_kv_cache(kv_cache, k, v, q.shape[2], is_causal)
+            k, v, attn_mask, is_causal = use_kv_cache(kv_cache, k, v, is_causal)
         elif attn_mask is not None and attn_mask.dtype == bool:
             attn_mask = ~attn_mask                                     # torch MHA: True = blocked
         if attn_mask is not None and attn_mask.ndim == 3:              # (B*H, T, S) -> (B, H, T, S)
@@ -243,38 +268,27 @@ class MultiHeadAttention(Module):
             mask = self.fixed_dropout_mask if self.fixed_dropout_mask is not None else dropout_mask(shape, drop)
         att, att_cache = scaled_dot_product_attention(q, k, v, attn_mask, is_causal, key_padding_mask,
                                                       drop, mask)
-        y = self.out_proj(self._merge_heads(att))
+        y = self.out_proj(merge_heads(att))
         self.cache = None if kv_cache is not None else MultiHeadAttentionCache(lin_caches, att_cache)
         return y
-
-    def _use_kv_cache(self, cache, k, v, T, is_causal):
-        """Append this call's k, v (B, H, T, D) to the cache; return the keys/values seen so far."""
-        xp = backend.get_array_module(k)
-        start = cache.length
-        cache.k[:, :, start:start + T], cache.v[:, :, start:start + T] = k, v
-        cache.length = start + T
-        mask = None
-        if is_causal and T > 1:   # new query i sits at position start + i: keys j <= start + i
-            mask = xp.arange(start + T)[None, :] <= (start + xp.arange(T))[:, None]
-        return cache.k[:, :, :cache.length], cache.v[:, :, :cache.length], mask, False
 
     def backward(self, dy):
         """dy: (B, T, C) -> dx (B, T, C), or (dx, dmemory) for cross-attention."""
         lin_caches, att_cache = self.pop_cache()                     # MultiHeadAttentionCache
         C = self.embed_dim
-        datt = self._split_heads(self.out_proj.backward(dy))          # (B, T, C) -> (B, H, T, D)
+        datt = split_heads(self.out_proj.backward(dy), self.num_heads)          # (B, T, C) -> (B, H, T, D)
         xp = backend.get_array_module(dy)
         dq, dk, dv = scaled_dot_product_attention_backward(datt, att_cache)
         if len(lin_caches) == 1:                                        # self-attention: one (3C, C) projection
-            dqkv = xp.concatenate([self._merge_heads(dq), self._merge_heads(dk), self._merge_heads(dv)],
+            dqkv = xp.concatenate([merge_heads(dq), merge_heads(dk), merge_heads(dv)],
                                   axis=-1)                              # 3 x (B, T, C) -> (B, T, 3C)
             dx, dW, db = linear_backward(dqkv, lin_caches[0])
             self.accumulate(self.in_proj_weight, dW)
             if self.in_proj_bias is not None:
                 self.accumulate(self.in_proj_bias, db)
             return dx
-        dx, dWq, dbq = linear_backward(self._merge_heads(dq), lin_caches[0])
-        dkv = xp.concatenate([self._merge_heads(dk), self._merge_heads(dv)], axis=-1)   # (B, S, 2C)
+        dx, dWq, dbq = linear_backward(merge_heads(dq), lin_caches[0])
+        dkv = xp.concatenate([merge_heads(dk), merge_heads(dv)], axis=-1)   # (B, S, 2C)
         dmem, dWkv, dbkv = linear_backward(dkv, lin_caches[1])
         self.in_proj_weight.grad[:C] += dWq
         self.in_proj_weight.grad[C:] += dWkv

@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt
 
 import minillm
 from minillm.nn import MultiHeadAttention, scaled_dot_product_attention, scaled_dot_product_attention_backward
+from minillm.nn.attention import split_heads
 from minillm import gradcheck
 
 rng = np.random.default_rng(0)
@@ -104,7 +105,7 @@ print("padding: weight on the two pads =", float(maps["padding (BERT)"][:, 4:].s
 # \mathrm{head}_h = \mathrm{Attention}(x W_{Q,h}^\top, x W_{K,h}^\top, x W_{V,h}^\top)$$
 #
 # Split: `(B, T, C) -> (B, T, H, D) -> (B, H, T, D)`; merge is the reverse
-# (see `_split_heads` / `_merge_heads` in [attention.py](../minillm/nn/attention.py)).
+# (see `split_heads` / `merge_heads` in [attention.py](../minillm/nn/attention.py)).
 
 # %%
 minillm.manual_seed(0)
@@ -113,7 +114,7 @@ mha = MultiHeadAttention(C, H).double()
 x = rng.standard_normal((1, T, C))
 y = mha(x, is_causal=True)
 qkv = x @ mha.in_proj_weight.data.T + mha.in_proj_bias.data          # (1, T, 3C)
-heads = mha._split_heads(qkv[..., :C])
+heads = split_heads(qkv[..., :C], H)
 print("x", x.shape, "-> q (B, H, T, D)", heads.shape, "-> y", y.shape)
 
 att_cache = mha.cache.attention
