@@ -18,7 +18,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=["minillm", "minillm.nn", "minillm.models", "minillm.tokenizers", "minillm.training", "minillm.gradcheck",
-              "minillm.cli", "minillm.kernels", "minillm.kernels.cpu", "minillm.kernels.cuda"],
+              "minillm.cli", "minillm.exercises", "minillm.kernels", "minillm.kernels.cpu", "minillm.kernels.cuda"],
     package_dir={"minillm.kernels": "kernels"},
     package_data={"minillm.kernels.cuda": ["*.cu"]},
     # Numba compiles the engine's CPU kernels (kernels/cpu/fused_*.py, flash_attention.py). It is

@@ -1,9 +1,11 @@
 """The ``minillm`` command line, its parser and its error boundary: train, generate, fill-mask,
-classify, plot-attention, gradcheck. What each subcommand does is in commands.py.
+classify, plot-attention, gradcheck, exercises. What each subcommand does is in commands.py
+(exercise_commands.py for exercises).
 
     minillm train                      # a small character GPT on the built-in corpus (< 5 min, 2 cores)
     minillm generate --ckpt runs/gpt-... --prompt "The "
     minillm gradcheck                  # every hand-written backward vs finite differences
+    minillm exercises start w          # classroom exercises; then: minillm exercises check w
 
 Every error prints one line, ``minillm: error: ...``, with exit code 2 for usage mistakes (bad
 options, existing output, missing files) and 1 for failures while running; no traceback unless
@@ -143,6 +145,9 @@ def build_parser():
 
     k = sub.add_parser(formatter_class=DefaultsFormatter, name="gradcheck", help="check every hand-written backward against finite differences (float64)")
     k.add_argument("--backend", choices=["numpy", "cupy"], default="numpy", help="where the checks run")
+
+    from .exercise_commands import add_parser
+    add_parser(sub, DefaultsFormatter)
     return p
 
 
@@ -159,12 +164,17 @@ def main(argv=None):
         parser.print_help()
         return 2
     from . import commands                       # after parsing: --help and --version stay quick
+    from .exercise_commands import run_exercises
     from ..training.checkpoint import CheckpointError
     run = {"train": commands.run_train, "generate": commands.run_generate, "fill-mask": commands.run_fill_mask,
            "classify": commands.run_classify, "plot-attention": commands.run_plot_attention,
-           "gradcheck": commands.run_gradcheck}[args.command]
+           "gradcheck": commands.run_gradcheck,
+           "exercises": lambda a: run_exercises(a, commands.UsageError)}[args.command]
     try:
         return run(args)
+    except BrokenPipeError:                      # `minillm exercises list | head`: the reader left, say nothing
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # nor at exit, when Python flushes
+        return 1
     except Exception as e:                       # the one error boundary: one line, never a traceback
         if os.environ.get("MINILLM_DEBUG") == "1":
             raise
