@@ -120,3 +120,20 @@ def test_quoted_counts_match_what_they_count():
     assert f"{cli_cases} command-line cases (`tests/test_cli.py`" in testing
     assert f"{checks} rows" in testing
     assert f"`minillm gradcheck` runs {checks}\ngradient checks" in README
+
+
+def test_quoted_exercise_counts_match():
+    """The number of exercises in the README and of planted mistakes in docs/testing.md are the real ones."""
+    from minillm.exercises import EXERCISES
+    planted = ast_list_length("test_exercises.py", "PLANTED")
+    assert f"hands out {len(EXERCISES)} graded exercises" in README
+    assert f"{planted} mistakes planted" in PAGES["docs/testing.md"]
+    assert f"{len(EXERCISES)} exercises" in PAGES["docs/teachers.md"]
+
+
+def ast_list_length(test_file, name):
+    """The number of elements of the module-level list ``name`` in tests/<test_file>."""
+    import ast
+    tree = ast.parse((ROOT / "tests" / test_file).read_text(encoding="utf-8"))
+    node = next(n for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == name)
+    return len(node.value.elts)

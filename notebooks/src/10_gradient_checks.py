@@ -283,3 +283,53 @@ plt.title("gradient check: right backward passes vs planted mistakes")
 plt.show()
 assert results["right (float64)"] < 1e-8
 assert all(v > 1e-2 for n, v in results.items() if "right" not in n)
+
+# %% [markdown]
+# ## Your turn: a graded exercise, end to end
+# `minillm exercises` turns this into assignments: 18 functions of the library, in course order,
+# each to be re-derived under its own name and signature and graded by the same checks (float64
+# finite differences, a comparison with the library, the function plugged into a real layer).
+# A teacher hands out a workspace; a student fills it in and runs the check; the checker names the
+# common mistakes. From a terminal: `minillm exercises start w`, then `minillm exercises check w`.
+# Here, from Python, on the LayerNorm exercise:
+
+# %%
+import tempfile
+from pathlib import Path
+
+from minillm import exercises
+
+workspace = Path(tempfile.mkdtemp()) / "w"
+exercises.start(workspace, only="layer_norm")
+starter = (workspace / "layer_norm.py").read_text()
+print(starter[starter.index("from minillm"):])
+
+# %% [markdown]
+# A first attempt, written the way a student might: the direct path and the path through the
+# variance, but not the one through the mean. The checker runs it in a separate process and says
+# which branch is missing.
+
+# %%
+attempt = starter[:starter.index("def layer_norm_backward")] + '''def layer_norm_backward(dout, cache):
+    xhat, rstd, weight = cache
+    axes = tuple(range(dout.ndim - 1))
+    dxhat = dout * weight
+    C = dout.shape[-1]
+    dx = rstd * (dxhat - xhat * (dxhat * xhat).sum(axis=-1, keepdims=True) / C)
+    return dx, (dout * xhat).sum(axis=axes), dout.sum(axis=axes)
+'''
+(workspace / "layer_norm.py").write_text(attempt)
+print(exercises.format_table(exercises.check(workspace, "layer_norm")))
+
+# %% [markdown]
+# The mean is subtracted from every $x_c$, so each $x_j$ also moves every $\hat x_c$ through it:
+# that adds $-\frac{1}{C}\sum_c \partial L/\partial \hat x_c$ to every entry. With the third term the
+# exercise passes, and `--json` writes what Gradescope reads:
+
+# %%
+fixed = attempt.replace("dx = rstd * (dxhat - xhat", "dx = rstd * (dxhat - dxhat.sum(axis=-1, keepdims=True) / C - xhat")
+(workspace / "layer_norm.py").write_text(fixed)
+results = exercises.check(workspace, "layer_norm")
+print(exercises.format_table(results))
+print(exercises.gradescope(results))
+assert results[0]["status"] == "passed"
