@@ -149,6 +149,6 @@ def call(fn, args, names, label=None):
     out = fn(*args)
     changed = changed_inputs(before, args, names)
     if changed:
-        raise Wrong(f"{label or fn.__name__} changed its input {', '.join(changed)} in place (an overwritten cache): the "
-                    "caller still needs it, so write results into new arrays")
+        raise Wrong(f"{label or fn.__name__} changed its input {', '.join(changed)} in place (an overwritten "
+                    "cache): the caller still needs it, so write results into new arrays")
     return out

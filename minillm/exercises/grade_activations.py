@@ -21,7 +21,8 @@ def tests_softmax(student):
     tests = []
     for seed, (shape, axis) in enumerate([((3, 5), -1), ((2, 4, 3), 1), ((1, 7), -1)]):
         for name in ("softmax", "log_softmax"):
-            tests.append((f"{name}_backward: x {shape}, axis={axis}", partial(_softmax, student, name, shape, axis, seed)))
+            tests.append((f"{name}_backward: x {shape}, axis={axis}",
+                          partial(_softmax, student, name, shape, axis, seed)))
     return tests + [("inside nn.Softmax(-1) and nn.LogSoftmax(-1)", partial(_softmax_layers, student))]
 
 

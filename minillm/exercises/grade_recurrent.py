@@ -53,7 +53,8 @@ def _cell(student, B, I, H, with_dc, seed):
 def _cell_layer(student):
     state = (normal(1, 2, 4), normal(2, 2, 4))
     with plugged(lstm, lstm_cell_backward=student.lstm_cell_backward):
-        return layer_case(nn.LSTMCell(3, 4), (normal(0, 2, 3), state), backward=lambda m, d: (m.backward(d[0], d[1])[0],))
+        return layer_case(nn.LSTMCell(3, 4), (normal(0, 2, 3), state),
+                          backward=lambda m, d: (m.backward(d[0], d[1])[0],))
 
 
 # ============================================================================ a sequence

@@ -20,8 +20,10 @@ TIED = ("a forgotten branch of a tied weight: wte is both the token lookup and t
 
 # ============================================================================ GPT backward
 def tests_gpt_backward(student):
-    cases = [("2 layers, n_embd 8", GPTConfig(11, 8, 2, 2, 8)), ("1 layer, no biases", GPTConfig(7, 6, 1, 1, 4, bias=False))]
-    tests = [(f"GPT.backward: {label}", partial(_gpt, student, config, seed)) for seed, (label, config) in enumerate(cases)]
+    cases = [("2 layers, n_embd 8", GPTConfig(11, 8, 2, 2, 8)),
+             ("1 layer, no biases", GPTConfig(7, 6, 1, 1, 4, bias=False))]
+    tests = [(f"GPT.backward: {label}", partial(_gpt, student, config, seed))
+             for seed, (label, config) in enumerate(cases)]
     return tests + [("three AdamW steps of a GPT with this backward", partial(_gpt_training, student))]
 
 
@@ -147,7 +149,8 @@ def _adam_in_training(student):
 def tests_bpe_merge(student):
     cases = [([1, 2, 3, 1, 2], (1, 2), 300), ([5, 5, 5], (5, 5), 301), ([5, 5, 5, 5], (5, 5), 301),
              ([2, 1, 2, 1], (1, 2), 302), ([3, 4], (4, 3), 303), ([7], (7, 7), 304), ([], (1, 2), 305)]
-    tests = [(f"merge_pair({ids}, {pair}, {new})", partial(_merge, student, ids, pair, new)) for ids, pair, new in cases]
+    tests = [(f"merge_pair({ids}, {pair}, {new})", partial(_merge, student, ids, pair, new))
+             for ids, pair, new in cases]
     return tests + [("inside ByteBPETokenizer.train and encode", partial(_bpe_layer, student))]
 
 

@@ -29,10 +29,10 @@ MEMORY_LIMIT_MB = 4096
 
 
 def _environment():
-    """The child's environment: the lesson code (no kernels, no Numba), one BLAS thread (the arrays are
-    tiny and several children run at once), no bytecode, and minillm importable from any folder."""
-    env = dict(os.environ, MINILLM_KERNELS="plain", MINILLM_NUMBA="0", OPENBLAS_NUM_THREADS="1",
-               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
+    """The child's environment: NumPy and the lesson code (no kernels, no Numba), one BLAS thread (the
+    arrays are tiny and several children run at once), no bytecode, minillm importable from any folder."""
+    env = dict(os.environ, MINILLM_BACKEND="numpy", MINILLM_KERNELS="plain", MINILLM_NUMBA="0",
+               OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
     root = str(Path(minillm.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join([root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     return env

@@ -69,14 +69,15 @@ def outcomes_of(result):
 
 
 def limit_memory(megabytes):
-    """Cap this process's address space (Linux and most Unixes; a no-op where ``resource`` is missing)."""
+    """Cap this process's address space; False where the system has no such limit (Windows has no
+    ``resource`` module, and macOS refuses most RLIMIT_AS values): the time limit still applies."""
     try:
         import resource
-    except ImportError:
+        limit = int(megabytes) * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        return True
+    except (ImportError, ValueError, OSError):
         return False
-    limit = int(megabytes) * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    return True
 
 
 def main(argv):
