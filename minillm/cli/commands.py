@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import backend, hub
-from ..training import data
+from ..training import data, distributed
 from ..training.checkpoint import checkpoint_path, load_checkpoint
 from ..models import (GPT, LSTMLM, BertConfig, BertForMaskedLM, BertForSequenceClassification, GPTConfig,
                      LSTMConfig)
@@ -101,11 +101,16 @@ def model_config(args, vocab_size):
 
 
 def train(args):
-    """minillm train: returns the output directory."""
+    """minillm train: returns the output directory. Under ``mpiexec -n N`` every rank runs this, and
+    rank 0 alone prints and writes (training/distributed.py)."""
+    world = distributed.world()
     if args.backend == "cupy":
         backend.use("cupy")
+        if world.size > 1:           # one GPU per rank of this machine
+            backend.xp().cuda.Device(world.rank % backend.xp().cuda.runtime.getDeviceCount()).use()
     backend.manual_seed(args.seed)
-    out = Path(args.out or f"runs/{args.model}-{time.strftime('%Y%m%d-%H%M%S')}")
+    out = Path(world.broadcast(args.out or f"runs/{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"))
+    say = (lambda *a, **k: print(*a, **k)) if world.is_main else (lambda *a, **k: None)
     if not args.resume:
         check_output_folder(out, "; pass --resume to continue it")
     if args.resume and not checkpoint_path(out).exists():
@@ -132,13 +137,18 @@ def train(args):
             "data": args.data or "built-in corpus", "backend": backend.current()}
     trainer = Trainer(model, task, opt, tcfg, out, meta)
     if args.resume:
-        print(f"resuming {out} from step {trainer.resume()}", file=sys.stderr)
-    print(f"{args.model}: {model.num_parameters():,} parameters, vocabulary {tokenizer.vocab_size} ({args.tokenizer}), "
-          f"{len(train_ids):,} training tokens, backend {backend.current()}", file=sys.stderr)
+        say(f"resuming {out} from step {trainer.resume()}", file=sys.stderr)
+    say(f"{args.model}: {model.num_parameters():,} parameters, vocabulary {tokenizer.vocab_size} ({args.tokenizer}), "
+        f"{len(train_ids):,} training tokens, backend {backend.current()}", file=sys.stderr)
+    if world.size > 1:
+        say(f"MPI: {world.size} ranks, each with {args.batch_size // world.size}-{-(-args.batch_size // world.size)} "
+            f"rows of every batch of {args.batch_size}", file=sys.stderr)
     if backend.current() == "numpy":
         from ..kernels.cpu import jit
-        print(f"{jit.describe()}; {args.threads} model replica(s) (--threads)", file=sys.stderr)
+        say(f"{jit.describe()}; {trainer.threads} model replica(s) (--threads)", file=sys.stderr)
     val = trainer.run()
+    if not world.is_main:
+        return out
     print(f"validation loss {val:.4f} (perplexity {np.exp(val):.2f}) after {trainer.step} steps, "
           f"{trainer.elapsed:.0f} s; checkpoint, log.csv and loss.png in {out}")
     if args.model == "bert":
@@ -325,7 +335,9 @@ def run_train(args):
         raise UsageError(f"--n-embd {args.n_embd} is not divisible by --n-head {args.n_head}")
     if args.threads == "auto":
         from ..training.parallel import auto_threads
-        args.threads = 1 if args.backend == "cupy" else auto_threads(args.batch_size)
+        world = distributed.world()
+        args.threads = 1 if args.backend == "cupy" else auto_threads(-(-args.batch_size // world.size),
+                                                                     distributed.cores_per_rank(world))
     if args.threads > 1 and args.backend == "cupy":
         raise UsageError(f"--threads {args.threads} runs model replicas on CPU cores; with --backend cupy use "
                          "--threads 1")

@@ -178,11 +178,31 @@ def main(argv=None):
     except Exception as e:                       # the one error boundary: one line, never a traceback
         if os.environ.get("MINILLM_DEBUG") == "1":
             raise
-        print(f"minillm: error: {error_line(e, (CheckpointError, commands.UsageError))}", file=sys.stderr)
-        return 2 if isinstance(e, (commands.UsageError, FileExistsError, FileNotFoundError)) else 1
+        rank = _mpi_rank()
+        where = "" if rank is None else f"rank {rank}: "
+        print(f"minillm: error: {where}{error_line(e, (CheckpointError, commands.UsageError))}", file=sys.stderr)
+        code = 2 if isinstance(e, (commands.UsageError, FileExistsError, FileNotFoundError)) else 1
+        _end_other_ranks(code)
+        return code
     except KeyboardInterrupt as e:               # Ctrl-C; during training, after a saved checkpoint
-        print(f"minillm: {interrupted_line(e, sys.argv[1:] if argv is None else argv)}", file=sys.stderr)
+        if not _mpi_rank():                      # one process, or rank 0 of several: the others agree
+            print(f"minillm: {interrupted_line(e, sys.argv[1:] if argv is None else argv)}", file=sys.stderr)
         return 130
+
+
+def _mpi_rank():
+    """This process's rank when it is one of several MPI ranks training together, else None."""
+    from ..training import distributed
+    world = distributed.current_world()
+    return None if world is None or world.size == 1 else world.rank
+
+
+def _end_other_ranks(code):
+    """After an error on one rank of an MPI job, end them all: the others would wait for it."""
+    from ..training import distributed
+    world = distributed.current_world()
+    if world is not None and world.size > 1:
+        world.abort(code)
 
 
 def interrupted_line(e, argv):
@@ -195,8 +215,11 @@ def interrupted_line(e, argv):
         args += ["--out", str(e.out)]
     if "--resume" not in args:
         args.append("--resume")
+    from ..training import distributed
+    world = distributed.current_world()
+    launcher = ["mpiexec", "-n", str(world.size)] if world is not None and world.size > 1 else []
     return (f"interrupted after step {e.step}; checkpoint saved in {e.out}. "
-            f"To continue: {shlex.join(['minillm'] + args)}")
+            f"To continue: {shlex.join(launcher + ['minillm'] + args)}")
 
 
 def error_line(e, raised_on_purpose):

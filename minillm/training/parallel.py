@@ -39,12 +39,14 @@ from ..kernels.cpu.jit import one_thread_each
 from ..kernels.cpu.threads import blas_threads
 from ..nn.module import Module
 
-def auto_threads(batch_size):
-    """The number of model replicas ``threads="auto"`` means: one per core this process may use, at
-    most one per batch row; 1 on the CuPy backend, or where NumPy's BLAS threads cannot be set."""
+def auto_threads(batch_size, cores=None):
+    """The number of model replicas ``threads="auto"`` means: one per core this process may use (or
+    ``cores``, its share when several processes train together), at most one per batch row; 1 on the
+    CuPy backend, or where NumPy's BLAS threads cannot be set."""
     if backend.current() != "numpy" or not blas_threads.available():
         return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(cores, batch_size))
 
 

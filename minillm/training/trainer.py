@@ -16,6 +16,7 @@ stops training with a message naming the step and leaves the last good checkpoin
 """
 import csv
 import math
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -25,6 +26,7 @@ import numpy as np
 
 from .. import backend
 from ..files import written_whole
+from . import distributed
 from .checkpoint import CheckpointError, checkpoint_path, load_checkpoint, save_checkpoint
 from .interrupt import StopRequests, TrainingInterrupted
 from .lock import FolderLock
@@ -75,16 +77,25 @@ class TrainingDiverged(RuntimeError):
 
 
 class Trainer:
-    """Runs a task's training loop on a model with an optimizer; ``meta`` describes the model for checkpoints."""
+    """Runs a task's training loop on a model with an optimizer; ``meta`` describes the model for checkpoints.
 
-    def __init__(self, model, task, optimizer, config, out_dir, meta, quiet=False):
+    Under an MPI launcher (``mpiexec -n N``) each process runs this loop on its rows of every batch
+    and the gradients are summed over the processes (distributed.py); only rank 0 prints and writes.
+    """
+
+    def __init__(self, model, task, optimizer, config, out_dir, meta, quiet=False, world=None):
+        self.world = world or distributed.world()
+        if self.world.size > 1:
+            task = distributed.ShardedTask(task, self.world)
         self.model, self.task, self.opt, self.cfg = model, task, optimizer, config
         # what forward and backward run through: the model, or its replicas on config.threads cores
-        self.threads = auto_threads(task.batch_size) if config.threads == "auto" else config.threads
+        local_rows = -(-task.batch_size // self.world.size)
+        self.threads = (auto_threads(local_rows, distributed.cores_per_rank(self.world)) if config.threads == "auto"
+                        else config.threads)
         self.net = DataParallel(model, self.threads) if self.threads > 1 else model
         self.out = Path(out_dir)
         self.meta = meta
-        self.quiet = quiet
+        self.quiet = quiet or not self.world.is_main
         self.step, self.elapsed = 0, 0.0
         self.rng = np.random.default_rng(config.seed)         # batch sampling
         self.history = []                                      # (step, train_loss) of every step run here
@@ -92,7 +103,10 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def save(self):
-        """Write a checkpoint (weights, optimizer state, step, elapsed time, both RNG states) atomically to out_dir."""
+        """Write a checkpoint (weights, optimizer state, step, elapsed time, both RNG states) atomically to
+        out_dir; on rank 0 only, the other ranks holding the same state."""
+        if not self.world.is_main:
+            return
         meta = {**self.meta, "step": self.step, "elapsed_s": self.elapsed, "train_config": asdict(self.cfg),
                 "rng_batches": self.rng.bit_generator.state, "rng_init": backend.cpu_rng().bit_generator.state,
                 "val_loss": self.last_val}
@@ -165,23 +179,22 @@ class Trainer:
 
         The output folder is locked for the run (lock.py). Ctrl-C or SIGTERM finishes the current
         step, writes a checkpoint and raises TrainingInterrupted (interrupt.py)."""
+        self.world.check_same_weights(self.model.parameters())
+        stop = min(self.cfg.max_steps, stop_step or self.cfg.max_steps)
+        if not self.world.is_main:                 # rank 0 owns the folder; the others only compute
+            with StopRequests() as requests:
+                return self._run(stop, requests)
         try:
             self.out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise OSError(f"cannot create the output folder {self.out} ({e.strerror})") from None
-        with FolderLock(self.out), StopRequests() as stop:
-            return self._run(min(self.cfg.max_steps, stop_step or self.cfg.max_steps), stop)
+        with FolderLock(self.out), StopRequests() as requests:
+            return self._run(stop, requests)
 
     def _run(self, stop, requests):
         """The loop of run(): steps, logging, evaluation and checkpoints until ``stop``."""
         log_path = self.out / "log.csv"
-        new_log = self.step == 0 or not log_path.exists()
-        if not new_log:                 # resuming: rows logged after the checkpoint's step are replayed anew
-            keep_log_until(log_path, self.step)
-        log = open(log_path, "w" if new_log else "a", newline="", encoding="utf-8")
-        writer = csv.writer(log)
-        if new_log:
-            writer.writerow(LOG_COLUMNS)
+        log, writer = self._open_log(log_path)
         self.model.train()
         t_start, tokens, t_window = time.perf_counter() - self.elapsed, 0, time.perf_counter()
         try:
@@ -204,10 +217,12 @@ class Trainer:
                     self._progress(loss, val, tps, stop)
                     if do_eval:
                         self.save()
-                if requests.requested:               # a signal arrived during this step: save, then stop
+                signalled, time_up = self._agree(bool(requests.requested),
+                                                 bool(self.cfg.max_seconds and self.elapsed >= self.cfg.max_seconds))
+                if signalled:                        # a signal arrived during this step: save, then stop
                     self.save()
                     raise TrainingInterrupted(self.step, self.out, saved=True)
-                if self.cfg.max_seconds and self.elapsed >= self.cfg.max_seconds:
+                if time_up:
                     if self.step % self.cfg.eval_interval:        # finish with an evaluation and a checkpoint
                         self.last_val = self.evaluate()
                         writer.writerow([self.step, f"{self.elapsed:.2f}", f"{lr:.6g}", f"{loss:.5f}",
@@ -219,8 +234,30 @@ class Trainer:
             log.close()
             if not self.quiet:
                 sys.stderr.write("\n")
-        plot_log(log_path, self.out / "loss.png")
+        if self.world.is_main:
+            plot_log(log_path, self.out / "loss.png")
         return self.last_val
+
+    def _open_log(self, log_path):
+        """log.csv opened for this run (rank 0; the other ranks write to nowhere) and its csv writer."""
+        if not self.world.is_main:
+            log = open(os.devnull, "w", newline="", encoding="utf-8")
+            return log, csv.writer(log)
+        new_log = self.step == 0 or not log_path.exists()
+        if not new_log:                 # resuming: rows logged after the checkpoint's step are replayed anew
+            keep_log_until(log_path, self.step)
+        log = open(log_path, "w" if new_log else "a", newline="", encoding="utf-8")
+        writer = csv.writer(log)
+        if new_log:
+            writer.writerow(LOG_COLUMNS)
+        return log, writer
+
+    def _agree(self, *flags):
+        """Each flag true if it is true on any rank: every rank stops at the same step (a signal or
+        the time limit may reach the ranks a step apart)."""
+        if self.world.size == 1:
+            return flags
+        return tuple(v > 0 for v in self.world.sum_floats(*map(float, flags), what="the stop check"))
 
     def _say(self, text):
         if not self.quiet:
