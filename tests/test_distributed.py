@@ -145,3 +145,51 @@ def test_a_bad_timeout_is_named(monkeypatch):
     monkeypatch.setenv("MINILLM_MPI_TIMEOUT", "soon")
     with pytest.raises(ValueError, match="MINILLM_MPI_TIMEOUT must be a number of seconds > 0, got 'soon'"):
         distributed.timeout_from_environment()
+
+
+class _DeviceArray(np.ndarray):
+    """A NumPy array that answers ``.data.ptr`` as a CuPy array does (the pointer finds it again)."""
+    by_pointer = {}
+
+    @property
+    def data(self):
+        _DeviceArray.by_pointer[id(self)] = self
+        return type("Pointer", (), {"ptr": id(self)})()
+
+
+def test_the_nccl_path_packs_sums_and_unpacks_on_the_device(monkeypatch):
+    """No GPU here: fake cupy and NCCL modules check the path's bookkeeping (the id broadcast, one
+    allReduce of every gradient with the right count and type, the result back in each .grad)."""
+    import types
+    from minillm.nn.module import Parameter
+    arrays, calls = _DeviceArray.by_pointer, []
+
+    class Communicator:
+        def __init__(self, size, uid, rank):
+            calls.append(("init", size, uid, rank))
+
+        def allReduce(self, send, recv, count, dtype, op, stream):
+            calls.append(("allReduce", count, dtype, op))
+            arrays[recv][...] = arrays[send] * 2           # what two equal ranks would sum to
+
+    nccl = types.SimpleNamespace(get_unique_id=lambda: "uid-0", NcclCommunicator=Communicator,
+                                 NCCL_FLOAT32="f32", NCCL_FLOAT64="f64", NCCL_SUM="sum")
+    cuda = types.SimpleNamespace(nccl=nccl, get_current_stream=lambda: types.SimpleNamespace(ptr=0))
+    fake_cupy = types.SimpleNamespace(concatenate=lambda parts: np.concatenate(parts).view(_DeviceArray), cuda=cuda)
+    monkeypatch.setitem(sys.modules, "cupy", fake_cupy)
+    monkeypatch.setitem(sys.modules, "cupy.cuda", cuda)
+    monkeypatch.setitem(sys.modules, "cupy.cuda.nccl", nccl)
+
+    class TwoRanks(distributed.World):
+        def broadcast(self, obj):
+            return obj
+
+    world = TwoRanks()
+    world.size = 2
+    params = [Parameter(np.ones((2, 3), np.float32)), Parameter(np.ones(4, np.float32))]
+    params[0].grad[...] = 3.0
+    params[1].grad[...] = np.arange(4)
+    world._nccl_reduce(params, 0.5)
+    assert calls == [("init", 2, "uid-0", 0), ("allReduce", 10, "f32", "sum")]
+    np.testing.assert_array_equal(params[0].grad, np.full((2, 3), 3.0))      # 2 ranks x 0.5 x 3
+    np.testing.assert_array_equal(params[1].grad, np.arange(4.0))
