@@ -1,10 +1,11 @@
-"""Elementwise activations (ReLU, GELU) and softmax / log-softmax along one axis.
+"""Elementwise activations (ReLU, GELU, SiLU) and softmax / log-softmax along one axis.
 
 All shapes are preserved: x: (...) -> out: (...).
 
 ReLU:        out = max(x, 0)
 GELU exact:  out = x * Phi(x),  Phi(x) = (1 + erf(x / sqrt 2)) / 2 = erfc(-x / sqrt 2) / 2
 GELU tanh:   out = x/2 * (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)   (GPT-2; Hendrycks & Gimpel 2016)
+SiLU:        out = x * sigmoid(x)   (also "swish"; the gate of Llama's SwiGLU)
 softmax:     p_i = exp(x_i - m) / sum_j exp(x_j - m),  m = max_j x_j   (subtracting m avoids overflow)
 log_softmax: x_i - m - log sum_j exp(x_j - m)
 """
@@ -91,6 +92,20 @@ def gelu_backward(dout, cache):
     return dout * (phi_cdf + x * phi_pdf)
 
 
+# ============================================================================ SiLU
+def silu_forward(x):
+    """out = x * sigmoid(x).  x: (...) -> out: (...); the cache is (x, sigmoid(x))."""
+    s = sigmoid(x)
+    return x * s, (x, s)
+
+
+def silu_backward(dout, cache):
+    """forward: out = x s,  s = sigmoid(x),  s' = s (1 - s)
+    =>  dx = dout * (s + x s (1 - s))   (product rule: the x branch and the s branch)."""
+    x, s = cache
+    return dout * (s + x * s * (1.0 - s))
+
+
 # ============================================================================ softmax
 class SoftmaxCache(NamedTuple):
     """The forward's output (softmax p, or log-softmax) and the axis it ran along."""
@@ -162,6 +177,20 @@ class GELU(Module):
 
     def extra_repr(self):
         return f"approximate={self.approximate!r}"
+
+
+class SiLU(Module):
+    """out = x * sigmoid(x), as torch.nn.SiLU."""
+
+    def forward(self, x):
+        """x: (...) -> x * sigmoid(x): (...)."""
+        check_float("input", x, "SiLU")
+        out, self.cache = silu_forward(x)
+        return out
+
+    def backward(self, dout):
+        """dout: (...) -> dx: (...), see silu_backward."""
+        return silu_backward(dout, self.pop_cache())
 
 
 class Softmax(Module):

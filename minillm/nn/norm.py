@@ -1,12 +1,19 @@
-"""Layer normalisation (Ba, Kiros & Hinton 2016) over the last dimension.
+"""Normalisation over the last dimension: LayerNorm (Ba, Kiros & Hinton 2016) and RMSNorm
+(Zhang & Sennrich 2019; Llama).
 
 x: (..., C), weight (gamma) and bias (beta): (C,)
 
+LayerNorm:
     mean = sum_c x_c / C
     var  = sum_c (x_c - mean)^2 / C          (biased, as PyTorch)
     rstd = 1 / sqrt(var + eps)
     xhat = (x - mean) * rstd
     out  = xhat * weight + bias
+
+RMSNorm (no mean, no bias: only the scale is normalised):
+    rstd = 1 / sqrt(sum_c x_c^2 / C + eps)
+    xhat = x * rstd
+    out  = xhat * weight
 """
 from typing import NamedTuple
 
@@ -92,3 +99,63 @@ class LayerNorm(Module):
 
     def extra_repr(self):
         return f"{self.normalized_shape}, eps={self.eps}"
+
+
+# ============================================================================ RMSNorm
+class RMSNormCache(NamedTuple):
+    """What rms_norm_backward needs from the forward."""
+    xhat: object      # (..., C) x * rstd
+    rstd: object      # (..., 1) 1 / sqrt(mean(x^2) + eps)
+    weight: object    # (C,)
+
+
+def rms_norm_forward(x, weight, eps=1e-6):
+    """x: (..., C), weight: (C,) -> out = x / sqrt(mean_c(x^2) + eps) * weight: (..., C), cache."""
+    xp = backend.get_array_module(x)
+    rstd = 1.0 / xp.sqrt((x * x).mean(axis=-1, keepdims=True) + eps)    # (..., 1)
+    xhat = x * rstd                                                      # (..., C)
+    return xhat * weight, RMSNormCache(xhat, rstd, weight)
+
+
+def rms_norm_backward(dout, cache):
+    """Given dL/dout (..., C), return dx (..., C) and dweight (C,).
+
+    forward: out = xhat * w,   xhat = x * rstd,   rstd = (mean_c(x^2) + eps)^(-1/2)
+      dweight = sum over positions of dout * xhat
+      dxhat   = dout * w
+      dx      = rstd * (dxhat                            term 1: x directly
+                        - xhat * mean_c(dxhat * xhat))   term 2: through rstd (d rstd / dx_c = -rstd^3 x_c / C)
+    The LayerNorm formula without its mean term: RMSNorm subtracts no mean.
+    """
+    xhat, rstd, weight = cache
+    positions = tuple(range(dout.ndim - 1))
+    dweight = (dout * xhat).sum(axis=positions)
+    dxhat = dout * weight
+    dx = rstd * (dxhat - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
+    return dx, dweight
+
+
+class RMSNorm(Module):
+    """As torch.nn.RMSNorm(dim, eps) (and Hugging Face's LlamaRMSNorm): weight = 1 at start, no bias."""
+
+    def __init__(self, dim, eps=1e-6, dtype=None):
+        self.dim, self.eps = int(dim), eps
+        self.weight = Parameter(init.ones((self.dim,), dtype))
+
+    def forward(self, x):
+        """x: (..., C) -> x / sqrt(mean(x^2) + eps) * weight: (..., C)."""
+        where = f"RMSNorm({self.dim})"
+        check_float("input", x, where)
+        check_backend("input", x, self.weight.data, where)
+        check_last_dim("input", x, self.dim, where)
+        out, self.cache = rms_norm_forward(x, self.weight.data, self.eps)
+        return out
+
+    def backward(self, dout):
+        """dout: (..., C) -> dx: (..., C); adds into weight.grad (see rms_norm_backward)."""
+        dx, dw = rms_norm_backward(dout, self.pop_cache())
+        self.accumulate(self.weight, dw)
+        return dx
+
+    def extra_repr(self):
+        return f"{self.dim}, eps={self.eps}"
