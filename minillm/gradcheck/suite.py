@@ -47,6 +47,13 @@ def _cases():
         ("MultiHeadAttention", "cross", lambda: nn.MultiHeadAttention(8, 2), (_x(2, 3, 8), _x(2, 5, 8, seed=1)), {},
          lambda m, d: m.backward(d[0])),
         ("FeedForward", "gelu_tanh", lambda: nn.FeedForward(6, 12), (_x(2, 3, 6),), {}, None),
+        ("RMSNorm", "", lambda: nn.RMSNorm(6), (_x(2, 3, 6),), {}, None),
+        ("SiLU", "", lambda: nn.SiLU(), (_x(2, 3, 6),), {}, None),
+        ("SwiGLU", "", lambda: nn.SwiGLU(6, 10), (_x(2, 3, 6),), {}, None),
+        ("GroupedQueryAttention", "4 heads, 2 kv heads", lambda: nn.GroupedQueryAttention(8, 4, 2), (_x(2, 5, 8),),
+         {}, None),
+        ("GroupedQueryAttention", "multi-query, interleaved", lambda: nn.GroupedQueryAttention(
+            8, 4, 1, rope_interleaved=True), (_x(2, 5, 8),), {}, None),
         ("TransformerBlock", "pre-LN, causal", lambda: nn.TransformerBlock(8, 2), (_x(2, 5, 8),),
          {"is_causal": True}, None),
         ("TransformerBlock", "post-LN, padding", lambda: nn.TransformerBlock(8, 2, norm_first=False, activation="gelu"),
@@ -80,9 +87,9 @@ def _cross_entropy_rows():
 
 
 def model_cases():
-    """Whole-model checks on tiny configs (weight tying included): GPT, BERT (both heads), LSTM LM."""
+    """Whole-model checks on tiny configs (weight tying included): GPT, BERT (both heads), LSTM LM, Llama."""
     from ..models import (GPT, LSTMLM, BertConfig, BertForMaskedLM, BertForSequenceClassification, GPTConfig,
-                         LSTMConfig)
+                         Llama, LlamaConfig, LSTMConfig)
     idx = np.random.default_rng(0).integers(0, 11, (2, 6))
     pad = np.zeros((2, 6), dtype=bool)
     pad[1, 4:] = True
@@ -95,6 +102,7 @@ def model_cases():
         ("BertForSequenceClassification", "2 layers, padding", lambda: BertForSequenceClassification(bert), (idx,),
          {"key_padding_mask": pad}, ids_only),
         ("LSTMLM", "2 layers", lambda: LSTMLM(LSTMConfig(11, 5, 6, 2)), (idx,), {}, ids_only),
+        ("Llama", "2 layers, GQA, tied", lambda: Llama(LlamaConfig(11, 8, 2, 4, 2, 8, 12)), (idx,), {}, ids_only),
     ]
 
 

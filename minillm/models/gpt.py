@@ -11,17 +11,15 @@ Letters: B batch, T time (<= block_size), C = n_embd, V = vocab_size, L = n_laye
 p(idx[t+1] | idx[..t]) = softmax(logits[t]); training minimises the cross-entropy of the next token.
 """
 import math
-import warnings
 from dataclasses import asdict, dataclass
 
-import numpy as np
 
 from .. import backend
-from ..nn import (Dropout, Embedding, KVCache, LayerNorm, LearnedPositionalEncoding, Module, ModuleList,
+from ..nn import (Dropout, Embedding, KVCache, LayerNorm, LearnedPositionalEncoding, ModuleList,
                   TransformerBlock)
 from ..nn.checks import check_sequences, check_token_ids
 from ..nn.linear import linear_backward, linear_forward
-from .sampling import check_generate_options, check_sampling_options, sample_next
+from .generation import CausalLM
 
 
 @dataclass
@@ -36,7 +34,7 @@ class GPTConfig:
     bias: bool = True         # biases in Linear and LayerNorm layers, as GPT-2
 
 
-class GPT(Module):
+class GPT(CausalLM):
     """GPT-2 shaped language model. forward(idx (B, T) ints) -> logits (B, T, V); backward(dlogits)."""
 
     def __init__(self, config):
@@ -103,54 +101,6 @@ class GPT(Module):
         c = self.config
         return [KVCache(batch, c.n_head, c.block_size, c.n_embd // c.n_head, self.wte.weight.data.dtype, xp)
                 for _ in range(c.n_layer)]
-
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, do_sample=True, seed=None,
-                 use_cache=True, return_logits=False):
-        """Extend idx (B, T) by max_new_tokens tokens, one at a time.
-
-        Each step takes the logits of the last position, divides by ``temperature``, keeps the
-        ``top_k`` largest and/or the smallest set whose probability reaches ``top_p``, then samples
-        (or takes the argmax when do_sample=False). With ``use_cache`` the keys and values of past
-        positions are kept (KV cache) so each step costs one position instead of the whole context.
-
-        The context window: the model sees at most block_size tokens. When one more token would not
-        fit, the window jumps forward to keep only the newest block_size // 2 tokens (not one token at
-        a time, as nanoGPT does without a cache): learned positions mean every cached key changes when
-        the window moves, so the cache must be refilled, and jumping by half a block refills it once
-        per block_size // 2 tokens instead of at every step. Both paths use the same window, so they
-        produce the same tokens. Returns the ids (B, T + max_new_tokens) as a NumPy array (and the
-        per-step logits if asked).
-        """
-        check_sequences("idx", idx, "GPT.generate")
-        check_generate_options(max_new_tokens, seed)
-        check_sampling_options(temperature, top_k, top_p)
-        was_training = self.training
-        self.eval()
-        rng = np.random.default_rng(seed)
-        idx = backend.to_numpy(idx).astype(np.int64)
-        block = self.config.block_size
-        if idx.shape[1] > block:
-            warnings.warn(f"prompt of {idx.shape[1]} tokens cropped to the last {block} (block_size)")
-        start, caches, steps = max(0, idx.shape[1] - block), None, []
-        for _ in range(max_new_tokens):
-            moved = idx.shape[1] - start > block
-            if moved:
-                start = idx.shape[1] - max(1, block // 2)          # the window jumps by half a block
-            context = idx[:, start:]
-            if not use_cache:
-                logits = self.forward(backend.to_device(context))[:, -1]
-            elif caches is None or moved:
-                caches = self.new_kv_caches(idx.shape[0])           # (re)fill the cache with the window
-                logits = self.forward(backend.to_device(context), caches)[:, -1]
-            else:
-                logits = self.forward(backend.to_device(context[:, -1:]), caches)[:, -1]
-            logits = backend.to_numpy(logits)
-            steps.append(logits)
-            nxt = sample_next(logits, temperature, top_k, top_p, do_sample, rng)
-            idx = np.concatenate([idx, nxt[:, None]], axis=1)
-        self.train(was_training)
-        self.cache = None
-        return (idx, steps) if return_logits else idx
 
     def config_dict(self):
         """The config as a plain dict (saved in checkpoints as JSON)."""
