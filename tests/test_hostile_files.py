@@ -72,7 +72,7 @@ def test_checkpoint_metadata_that_is_json_but_not_an_object(tmp_path):
     ("n_layer", 10 ** 9, "describes a model of about"),
     ("n_embd", -4, "n_embd must be an integer >= 1, got -4"),
     ("dropout", 1.5, "dropout must be a number in [0, 1), got 1.5"),
-    ("colour", 1, "unknown GPTConfig field(s) colour"),
+    ("colour", 1, "unknown GPTConfig field(s) 'colour'"),
 ])
 def test_a_checkpoint_whose_model_config_is_wrong_fails_in_one_line(tmp_path, field, value, message):
     from minillm.training.checkpoint import save_checkpoint

@@ -20,7 +20,7 @@ def check_config(cls, fields, where):
     known = {f.name: f.type for f in dataclasses.fields(cls)}
     unknown = sorted(set(fields) - set(known))
     if unknown:
-        raise ValueError(f"{where}: unknown {cls.__name__} field(s) {', '.join(unknown)}")
+        raise ValueError(f"{where}: unknown {cls.__name__} field(s) {', '.join(map(repr, unknown))}")
     for name, value in fields.items():
         check_value(name, value, known[name], where)
     config = cls(**fields)
@@ -60,6 +60,11 @@ def parameter_count(config):
     if hasattr(config, "hidden_size"):                                  # the LSTM language model
         V, E, H, L = config.vocab_size, config.embed_dim, config.hidden_size, config.num_layers
         return V * E + 4 * H * (E + H) + (L - 1) * 4 * H * (2 * H) + 8 * H * L + H * V + V
+    if hasattr(config, "intermediate_size"):                            # Llama: GQA, SwiGLU, maybe a head
+        C, L, V, F = config.n_embd, config.n_layer, config.vocab_size, config.intermediate_size
+        D = config.head_dim or C // config.n_head
+        attention = C * D * (2 * config.n_head + 2 * config.n_kv_head)
+        return V * C * (1 if config.tie_word_embeddings else 2) + L * (attention + 3 * C * F)
     C, L, V = config.n_embd, config.n_layer, config.vocab_size
     positions = getattr(config, "block_size", None) or getattr(config, "max_position")
     block = 12 * C * C + 13 * C                                         # attention 4C^2, feed-forward 8C^2
