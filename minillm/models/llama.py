@@ -36,9 +36,12 @@ class LlamaConfig:
     rms_norm_eps: float = 1e-5
     tie_word_embeddings: bool = True
     rope_interleaved: bool = False  # Hugging Face's half-split pairs (False) or the paper's interleaved ones
-    head_dim: int = 0               # 0: n_embd // n_head
+    head_dim: object = None         # None: n_embd // n_head (Hugging Face allows another size)
 
     def __post_init__(self):
+        if self.head_dim is not None and (isinstance(self.head_dim, bool) or not isinstance(self.head_dim, int)
+                                          or self.head_dim < 2):
+            raise ValueError(f"LlamaConfig: head_dim must be None or an integer >= 2, got {self.head_dim!r}")
         if self.n_head % self.n_kv_head:
             raise ValueError(f"LlamaConfig: n_head {self.n_head} is not divisible by n_kv_head {self.n_kv_head}")
         if not self.head_dim and self.n_embd % self.n_head:
