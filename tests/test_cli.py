@@ -201,7 +201,7 @@ def test_resume_continues(runs, capsys):
     (["generate", "--ckpt", "CKPT/gpt", "--prompt", "日本"], 1, "not in the vocabulary"),
     (["generate", "--ckpt", "CKPT/gpt", "--prompt", ""], 1, "the prompt is empty"),
     (["generate", "--ckpt", "CKPT/nowhere", "--prompt", "x"], 1, "no checkpoint at"),
-    (["generate", "--ckpt", "CKPT/bert", "--prompt", "x"], 1, "holds a 'bert' model; this command needs 'gpt' or 'lstm'"),
+    (["generate", "--ckpt", "CKPT/bert", "--prompt", "x"], 1, "holds a 'bert' model; this command needs 'gpt' or 'llama' or 'lstm'"),
     (["fill-mask", "--ckpt", "CKPT/gpt", "a [MASK]"], 1, "holds a 'gpt' model; this command needs 'bert'"),
     (["fill-mask", "--ckpt", "CKPT/bert", "no mask here"], 1, "contains no [MASK] token"),
     (["train", "--data", "CKPT/code.txt", "--out", "CKPT/gpt"], 2, "already holds a checkpoint"),

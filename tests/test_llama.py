@@ -108,6 +108,22 @@ def test_bad_configs_name_the_fields():
         nn.GroupedQueryAttention(12, 6, 4)
 
 
+def test_minillm_train_model_llama_then_generate(tmp_path, capsys):
+    from minillm.cli import main
+    text = tmp_path / "text.txt"
+    text.write_text("".join(f"def f{i}(x):\n    return x * {i % 9}\n" for i in range(300)))
+    out = tmp_path / "run"
+    assert main(["train", "--model", "llama", "--data", str(text), "--out", str(out), "--n-layer", "1",
+                 "--n-head", "4", "--n-kv-head", "1", "--n-embd", "16", "--block-size", "16", "--batch-size", "4",
+                 "--max-steps", "6", "--eval-interval", "3", "--eval-batches", "1"]) == 0
+    assert "next: minillm generate" in capsys.readouterr().out
+    assert main(["generate", "--ckpt", str(out), "--prompt", "def ", "--max-new-tokens", "5", "--seed", "0"]) == 0
+    assert capsys.readouterr().out.startswith("def ")
+    assert main(["train", "--model", "llama", "--data", str(text), "--out", str(tmp_path / "bad"), "--n-head", "4",
+                 "--n-kv-head", "3", "--max-steps", "1"]) == 2
+    assert "--n-head 4 is not divisible by --n-kv-head 3" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------------------- PyTorch and transformers
 torch = pytest.importorskip("torch")
 

@@ -16,7 +16,7 @@ from .. import backend, hub
 from ..training import data, distributed
 from ..training.checkpoint import checkpoint_path, load_checkpoint
 from ..models import (GPT, LSTMLM, BertConfig, BertForMaskedLM, BertForSequenceClassification, GPTConfig,
-                     LSTMConfig)
+                     Llama, LlamaConfig, LSTMConfig)
 from ..training.optim import AdamW, param_groups
 from ..training.tasks import ClassifyTask, LMTask, MLMTask
 from ..models.config_checks import check_config, check_step_memory
@@ -25,7 +25,8 @@ from ..training.trainer import TrainConfig, Trainer
 from ..tokenizers.wordpiece import SPECIAL_TOKENS, WordPieceTokenizer, join_pieces
 
 BERT_SPECIALS = SPECIAL_TOKENS     # [PAD] [UNK] [CLS] [SEP] [MASK]: BERT's, whichever tokenizer it uses
-KINDS = {"gpt": (GPT, GPTConfig), "lstm": (LSTMLM, LSTMConfig), "bert": (BertForMaskedLM, BertConfig),
+KINDS = {"gpt": (GPT, GPTConfig), "llama": (Llama, LlamaConfig), "lstm": (LSTMLM, LSTMConfig),
+         "bert": (BertForMaskedLM, BertConfig),
          "bert-cls": (BertForSequenceClassification, BertConfig)}
 
 
@@ -47,7 +48,7 @@ def check_output_folder(out, hint=""):
 
 
 def build_model(kind, config_dict, where="the command line", step=None):
-    """A fresh model of ``kind`` ("gpt", "lstm", "bert", "bert-cls") from its config fields, checked
+    """A fresh model of ``kind`` ("gpt", "llama", "lstm", "bert", "bert-cls") from its config fields, checked
     first (types, ranges, size: models/config_checks.py); ``where`` names their source. With
     ``step`` = (batch size, tokens per sequence), a training step must also fit in memory."""
     if not isinstance(kind, str) or kind not in KINDS:
@@ -95,6 +96,13 @@ def model_config(args, vocab_size):
     """The config dataclass fields for args.model, from the command-line options."""
     if args.model == "gpt":
         return asdict(GPTConfig(vocab_size, args.block_size, args.n_layer, args.n_head, args.n_embd, args.dropout))
+    if args.model == "llama":
+        kv_heads = args.n_kv_head or (args.n_head // 2 if args.n_head % 2 == 0 else args.n_head)
+        if args.n_head % kv_heads:
+            raise UsageError(f"--n-head {args.n_head} is not divisible by --n-kv-head {kv_heads}")
+        hidden = 8 * ((8 * args.n_embd // 3 + 7) // 8)           # about 8/3 C, rounded up to a multiple of 8
+        return asdict(LlamaConfig(vocab_size, args.block_size, args.n_layer, args.n_head, kv_heads, args.n_embd,
+                                  hidden, rope_theta=args.rope_theta))
     if args.model == "lstm":
         return asdict(LSTMConfig(vocab_size, args.n_embd, args.hidden_size, args.n_layer, args.dropout, args.block_size))
     return asdict(BertConfig(vocab_size, args.block_size, args.n_layer, args.n_head, args.n_embd, dropout=args.dropout))
@@ -186,17 +194,17 @@ def generate(args):
     if getattr(args, "pretrained", None):
         model, tok, meta = load_pretrained_gpt2(args.pretrained)
     else:
-        model, tok, meta = load_model(args.ckpt, ("gpt", "lstm"))
+        model, tok, meta = load_model(args.ckpt, ("gpt", "llama", "lstm"))
     ids = tok.encode(args.prompt)
     if not ids:
         raise ValueError("the prompt is empty")
     block = meta["model_config"]["block_size"]
-    if meta["kind"] == "gpt" and len(ids) > block:
+    if meta["kind"] in ("gpt", "llama") and len(ids) > block:
         print(f"note: the prompt has {len(ids)} tokens; only the last {block} (block_size) are used", file=sys.stderr)
         ids = ids[-block:]
     kw = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, do_sample=not args.greedy,
               seed=args.seed)
-    if meta["kind"] == "gpt":
+    if meta["kind"] in ("gpt", "llama"):
         kw["use_cache"] = not args.no_cache
     t0 = time.perf_counter()
     out = model.generate(np.array([ids]), args.max_new_tokens, **kw)

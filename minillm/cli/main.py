@@ -74,10 +74,10 @@ def build_parser():
     p.add_argument("--version", action="version", version=f"minillm {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    t = sub.add_parser(formatter_class=DefaultsFormatter, name="train", help="train a GPT, BERT or LSTM language model", description=(
+    t = sub.add_parser(formatter_class=DefaultsFormatter, name="train", help="train a GPT, Llama, BERT or LSTM language model", description=(
         "Train a model on the built-in corpus (standard-library docstrings) or --data PATH. With no options: "
         "a small character-level GPT for at most 4 minutes, then a sample."))
-    t.add_argument("--model", choices=["gpt", "bert", "lstm"], default="gpt", help="which model to train")
+    t.add_argument("--model", choices=["gpt", "llama", "bert", "lstm"], default="gpt", help="which model to train")
     t.add_argument("--data", metavar="PATH", help="a UTF-8 text file (default: the built-in corpus)")
     t.add_argument("--tokenizer", choices=["char", "bpe"], default="char", help="characters, or byte-level BPE trained on the text")
     t.add_argument("--vocab-size", type=_positive_int, default=512, help="BPE vocabulary size")
@@ -85,6 +85,9 @@ def build_parser():
     t.add_argument("--n-head", type=_positive_int, default=4, help="attention heads")
     t.add_argument("--n-embd", type=_positive_int, default=128, help="model width (LSTM: embedding size)")
     t.add_argument("--hidden-size", type=_positive_int, default=256, help="LSTM hidden size")
+    t.add_argument("--n-kv-head", type=_positive_int, default=None,
+                   help="Llama: key/value heads, dividing --n-head (default: half of --n-head when even)")
+    t.add_argument("--rope-theta", type=_positive_float, default=10000.0, help="Llama: the rotary base theta")
     t.add_argument("--block-size", type=_positive_int, default=64, help="context length in tokens")
     t.add_argument("--dropout", type=_dropout, default=0.0, help="dropout probability")
     t.add_argument("--batch-size", type=_positive_int, default=12, help="sequences per step")
@@ -104,7 +107,7 @@ def build_parser():
                         "1: one replica")
     t.add_argument("--resume", action="store_true", help="continue the checkpoint in --out exactly")
 
-    g = sub.add_parser(formatter_class=DefaultsFormatter, name="generate", help="continue a prompt with a trained GPT or LSTM, or a GPT-2 directory")
+    g = sub.add_parser(formatter_class=DefaultsFormatter, name="generate", help="continue a prompt with a trained GPT, Llama or LSTM, or a GPT-2 directory")
     src = g.add_mutually_exclusive_group(required=True)
     src.add_argument("--ckpt", metavar="DIR", help="a checkpoint from `minillm train`")
     src.add_argument("--pretrained", metavar="DIR", help="a Hugging Face GPT-2 directory: config.json, "
