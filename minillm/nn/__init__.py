@@ -11,6 +11,7 @@ from .transformer import FeedForward, TransformerBlock
 from .swiglu import SwiGLU
 from .rotary import apply_rotary, rotary_backward
 from .grouped_attention import GroupedQueryAttention
+from .lora import LoRALinear
 from .lstm import LSTM, LSTMCell
 from .loss import CrossEntropyLoss
 
@@ -18,4 +19,5 @@ __all__ = ["Module", "ModuleList", "Parameter", "Linear", "Embedding", "GELU", "
            "LayerNorm", "RMSNorm", "Dropout", "SinusoidalPositionalEncoding", "LearnedPositionalEncoding",
            "MultiHeadAttention", "KVCache", "scaled_dot_product_attention", "scaled_dot_product_attention_backward",
            "FeedForward", "TransformerBlock", "SwiGLU", "apply_rotary", "rotary_backward", "GroupedQueryAttention",
+           "LoRALinear",
            "LSTM", "LSTMCell", "CrossEntropyLoss"]
