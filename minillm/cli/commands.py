@@ -192,9 +192,14 @@ def fill_mask_example(text, tokenizer, block_size):
 def generate(args):
     """minillm generate: prints the prompt and its continuation."""
     if getattr(args, "pretrained", None):
-        model, tok, meta = load_pretrained_gpt2(args.pretrained)
+        model, tok, meta = load_pretrained_decoder(args.pretrained)
     else:
         model, tok, meta = load_model(args.ckpt, ("gpt", "llama", "lstm"))
+    if getattr(args, "adapters", None):
+        from ..models.lora import load_adapters
+        config = load_adapters(model, args.adapters)
+        print(f"LoRA adapters from {args.adapters}: rank {config['r']} on {len(config['layers'])} layers",
+              file=sys.stderr)
     ids = tok.encode(args.prompt)
     if not ids:
         raise ValueError("the prompt is empty")
@@ -211,6 +216,27 @@ def generate(args):
     dt = time.perf_counter() - t0
     print(tok.decode(out[0].tolist()))
     print(f"({args.max_new_tokens} tokens in {dt:.2f} s, {args.max_new_tokens / dt:.0f} tokens/s)", file=sys.stderr)
+
+
+def load_pretrained_decoder(path):
+    """(model, tokenizer, meta) from a Hugging Face GPT-2 or Llama-family directory, told apart by
+    config.json's model_type."""
+    path = Path(path)
+    try:
+        kind = json.loads((path / "config.json").read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        kind = None                                   # load_pretrained_gpt2 reports what is wrong
+    if kind not in ("llama", "smollm"):
+        return load_pretrained_gpt2(path)
+    from ..hub_llama import load_llama
+    from ..tokenizers import load_tokenizer_json
+    model = load_llama(path)
+    tok = load_tokenizer_json(path / "tokenizer.json")
+    if tok.vocab_size > model.config.vocab_size:
+        raise ValueError(f"{path}: the tokenizer has {tok.vocab_size} tokens but the model only {model.config.vocab_size}")
+    print(f"loaded {kind} from {path}: {model.num_parameters():,} parameters, vocabulary {model.config.vocab_size}",
+          file=sys.stderr)
+    return model, tok, {"kind": "llama", "model_config": model.config_dict()}
 
 
 def load_pretrained_gpt2(path):

@@ -1,6 +1,6 @@
 """The ``minillm`` command line, its parser and its error boundary: train, generate, fill-mask,
-classify, plot-attention, gradcheck, exercises. What each subcommand does is in commands.py
-(exercise_commands.py for exercises).
+classify, plot-attention, gradcheck, exercises, finetune. What each subcommand does is in
+commands.py (exercise_commands.py and finetune_command.py for the last two).
 
     minillm train                      # a small character GPT on the built-in corpus (< 5 min, 2 cores)
     minillm generate --ckpt runs/gpt-... --prompt "The "
@@ -107,11 +107,12 @@ def build_parser():
                         "1: one replica")
     t.add_argument("--resume", action="store_true", help="continue the checkpoint in --out exactly")
 
-    g = sub.add_parser(formatter_class=DefaultsFormatter, name="generate", help="continue a prompt with a trained GPT, Llama or LSTM, or a GPT-2 directory")
+    g = sub.add_parser(formatter_class=DefaultsFormatter, name="generate", help="continue a prompt with a trained GPT, Llama or LSTM, or a GPT-2 or Llama directory")
     src = g.add_mutually_exclusive_group(required=True)
     src.add_argument("--ckpt", metavar="DIR", help="a checkpoint from `minillm train`")
-    src.add_argument("--pretrained", metavar="DIR", help="a Hugging Face GPT-2 directory: config.json, "
-                     "model.safetensors, vocab.json, merges.txt")
+    src.add_argument("--pretrained", metavar="DIR", help="a Hugging Face directory: GPT-2 (config.json, "
+                     "model.safetensors, vocab.json, merges.txt) or Llama-family (config.json, model.safetensors "
+                     "or its shards, tokenizer.json)")
     g.add_argument("--prompt", required=True, help="the text to continue")
     g.add_argument("--max-new-tokens", type=_positive_int, default=200, help="tokens to generate")
     g.add_argument("--temperature", type=_positive_float, default=1.0, help="divide the logits by this before sampling")
@@ -120,6 +121,7 @@ def build_parser():
     g.add_argument("--greedy", action="store_true", help="always take the most likely token")
     g.add_argument("--no-cache", action="store_true", help="recompute the whole context each step (slow)")
     g.add_argument("--seed", type=_seed, default=None, help="seed of the sampling (default: a fresh draw)")
+    g.add_argument("--adapters", metavar="DIR", help="LoRA adapters from `minillm finetune` to apply to the model")
 
     f = sub.add_parser(formatter_class=DefaultsFormatter, name="fill-mask", help="predict the [MASK] tokens of a text with a trained BERT or a BERT directory")
     fsrc = f.add_mutually_exclusive_group(required=True)
@@ -151,6 +153,8 @@ def build_parser():
 
     from .exercise_commands import add_parser
     add_parser(sub, DefaultsFormatter)
+    from .finetune_command import add_parser as add_finetune
+    add_finetune(sub, DefaultsFormatter, _positive_int, _positive_float)
     return p
 
 
@@ -168,11 +172,14 @@ def main(argv=None):
         return 2
     from . import commands                       # after parsing: --help and --version stay quick
     from .exercise_commands import run_exercises
+    from .finetune_command import run_finetune
     from ..training.checkpoint import CheckpointError
     run = {"train": commands.run_train, "generate": commands.run_generate, "fill-mask": commands.run_fill_mask,
            "classify": commands.run_classify, "plot-attention": commands.run_plot_attention,
            "gradcheck": commands.run_gradcheck,
-           "exercises": lambda a: run_exercises(a, commands.UsageError)}[args.command]
+           "exercises": lambda a: run_exercises(a, commands.UsageError),
+           "finetune": lambda a: run_finetune(a, commands.UsageError, commands.load_model,
+                                              commands.load_pretrained_decoder)}[args.command]
     try:
         return run(args)
     except BrokenPipeError:                      # `minillm exercises list | head`: the reader left, say nothing
