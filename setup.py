@@ -29,12 +29,12 @@ setup(
                       "'x86_64 AMD64 aarch64 arm64'"],
     extras_require={
         "gpu": ["cupy-cuda12x"],
-        "hf": ["safetensors>=0.4"],       # minillm.hub: load_gpt2 / save_gpt2, load_bert / save_bert (Hugging Face format)
+        "hf": ["safetensors>=0.4", "regex"],       # minillm.hub: load_gpt2 / save_gpt2, load_bert / save_bert (Hugging Face format)
         # data parallelism over processes (minillm/training/distributed.py): mpi4py and an MPI runtime
         # from PyPI's wheels (MPICH on Linux and macOS; on Windows install Microsoft MPI)
         "mpi": ["mpi4py>=3.1", "mpich; sys_platform != 'win32'"],
         "docs": ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26"],
-        "test": ["pytest>=7", "hypothesis>=6", "nbformat>=5", "nbclient>=0.7", "ipykernel>=6", "safetensors>=0.4"],
+        "test": ["pytest>=7", "hypothesis>=6", "nbformat>=5", "nbclient>=0.7", "ipykernel>=6", "safetensors>=0.4", "regex"],
     },
     entry_points={"console_scripts": ["minillm = minillm.cli:main"]},
 )

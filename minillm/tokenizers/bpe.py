@@ -77,8 +77,11 @@ class ByteBPETokenizer:
 
     kind = "bpe"
 
-    def __init__(self, merges, special_tokens=(), ids=None, special_ids=None):
-        """merges: [(a, b)] by rank; special_tokens: distinct strings; ids, special_ids: distinct ints or None."""
+    def __init__(self, merges, special_tokens=(), ids=None, special_ids=None, pre_tokenizer=None,
+                 ignore_merges=False):
+        """merges: [(a, b)] by rank; special_tokens: distinct strings; ids, special_ids: distinct ints or None;
+        pre_tokenizer: a tokenizer.json pre_tokenizer description (None: GPT-2's SPLIT_PATTERN);
+        ignore_merges: a piece that is a whole token of the vocabulary is that token (Llama 3)."""
         self.merges = check_merges(merges)                            # [(a, b)]: merged into 256 + i
         self.ranks = {pair: i for i, pair in enumerate(self.merges)}
         self.token_bytes = [bytes([i]) for i in range(256)]
@@ -104,6 +107,12 @@ class ByteBPETokenizer:
         self.ids = None if ids is None else list(ids)                  # internal -> external id
         self.internal = None if ids is None else {e: i for i, e in enumerate(self.ids)}
         self._cache = {}
+        self.pre_tokenizer, self.ignore_merges = pre_tokenizer, bool(ignore_merges)
+        self._split = SPLIT_PATTERN.findall
+        if pre_tokenizer is not None:
+            from .pretokenizers import PreTokenizer
+            self._split = PreTokenizer(pre_tokenizer)
+        self._whole = {t: i for i, t in enumerate(self.token_bytes)} if self.ignore_merges else {}
 
     @property
     def vocab_size(self):
@@ -177,6 +186,9 @@ class ByteBPETokenizer:
     def _encode_piece(self, piece):
         if piece in self._cache:
             return self._cache[piece]
+        whole = self._whole.get(piece.encode("utf-8"))
+        if whole is not None:
+            return [whole]
         ids = list(piece.encode("utf-8"))
         while len(ids) > 1:                      # apply the earliest-learned merge present, as in training
             pair = min(zip(ids, ids[1:]), key=lambda p: self.ranks.get(p, len(self.ranks)))
@@ -195,7 +207,7 @@ class ByteBPETokenizer:
             if special:
                 ids.append(self.special_tokens[part])
             else:
-                for piece in SPLIT_PATTERN.findall(part):
+                for piece in self._split(part):
                     toks = self._encode_piece(piece)
                     ids.extend(toks if self.ids is None else [self.ids[t] for t in toks])
         return ids
@@ -216,6 +228,8 @@ class ByteBPETokenizer:
         d = {"type": "bpe", "merges": [list(m) for m in self.merges], "special_tokens": list(self.special_tokens)}
         if self.ids is not None:
             d.update(ids=self.ids, special_ids=list(self.special_tokens.values()))
+        if self.pre_tokenizer is not None:
+            d.update(pre_tokenizer=self.pre_tokenizer, ignore_merges=self.ignore_merges)
         return d
 
     # ------------------------------------------------------------------ GPT-2's files
@@ -232,31 +246,41 @@ class ByteBPETokenizer:
                 lines = f.read().split("\n")
         except UnicodeDecodeError as e:
             raise ValueError(f"{merges_path} is not UTF-8 text ({e})") from None
-        byte_char = gpt2_byte_chars()
-        internal = {byte_char[b]: b for b in range(256)}               # token string -> internal id
-        merges = []
+        pairs = []
         for number, line in enumerate(lines, start=1):
             if not line or (number == 1 and line.startswith("#version")):
                 continue
             parts = line.split(" ")
             if len(parts) != 2 or not all(parts):
                 raise ValueError(f"{merges_path}: line {number} must be two tokens separated by one space, got {line!r}")
-            a, b = parts
+            pairs.append((number, parts[0], parts[1]))
+        return cls.from_vocab(vocab, pairs, f"{merges_path}: line", vocab_path)
+
+    @classmethod
+    def from_vocab(cls, vocab, pairs, merges_where, vocab_where, **options):
+        """From {token string: id} and the merges [(number, a, b)] as GPT-2 writes tokens (a byte per
+        printable character, ``gpt2_byte_chars``), as in vocab.json + merges.txt or tokenizer.json.
+        Errors read "<merges_where> <number> ...", so merges_where names the file and what a number counts."""
+        byte_char = gpt2_byte_chars()
+        internal = {byte_char[b]: b for b in range(256)}               # token string -> internal id
+        merges = []
+        for number, a, b in pairs:
             if a not in internal or b not in internal:
-                raise ValueError(f"{merges_path}: line {number} merges {line!r}, whose parts are not tokens yet")
+                raise ValueError(f"{merges_where} {number} merges {a!r} and {b!r}, which are not tokens yet")
             if a + b in internal:
-                raise ValueError(f"{merges_path}: line {number} makes {a + b!r}, a token made already")
+                raise ValueError(f"{merges_where} {number} makes {a + b!r}, a token made already")
             merges.append((internal[a], internal[b]))
             internal[a + b] = 256 + len(merges) - 1
         strings = sorted(internal, key=internal.get)                   # internal order
         missing = [t for t in strings if t not in vocab]
         if missing:
-            raise ValueError(f"{vocab_path} has no id for token {missing[0]!r} (made by merges.txt)")
+            raise ValueError(f"{vocab_where} has no id for token {missing[0]!r} (made by the merges)")
         specials = [t for t in vocab if t not in internal]             # e.g. <|endoftext|>
         try:
-            return cls(merges, specials, ids=[vocab[t] for t in strings], special_ids=[vocab[t] for t in specials])
+            return cls(merges, specials, ids=[vocab[t] for t in strings], special_ids=[vocab[t] for t in specials],
+                       **options)
         except ValueError as e:
-            raise ValueError(f"{vocab_path}: {e}") from None
+            raise ValueError(f"{vocab_where}: {e}") from None
 
     def save_gpt2_files(self, directory):
         """Write vocab.json and merges.txt in GPT-2's format (readable by transformers' GPT2Tokenizer)."""

@@ -26,7 +26,8 @@ def tokenizer_from_dict(d):
         if kind == "char":
             return CharTokenizer(d["chars"], d.get("special_tokens", ()))
         if kind == "bpe":
-            return ByteBPETokenizer(d["merges"], d.get("special_tokens", ()), d.get("ids"), d.get("special_ids"))
+            return ByteBPETokenizer(d["merges"], d.get("special_tokens", ()), d.get("ids"), d.get("special_ids"),
+                                    d.get("pre_tokenizer"), d.get("ignore_merges", False))
         return WordPieceTokenizer(d["vocab"], d.get("do_lower_case", True))
     except (TypeError, ValueError) as e:
         raise (ValueError if isinstance(e, ValueError) else TypeError)(f"tokenizer description ({kind}): {e}") from None
