@@ -175,3 +175,16 @@ def test_logits_and_greedy_generations_match_transformers(n_kv_head, theta, tied
     with torch.no_grad():
         hf_ids = ref.generate(torch.tensor(idx[:1]), max_new_tokens=12, do_sample=False).numpy()
     assert np.array_equal(ours.generate(idx[:1], 12, do_sample=False), hf_ids)
+
+
+def test_rotary_matches_hugging_faces_rotate_half():
+    from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding, apply_rotary_pos_emb
+    q, k, positions = x64(2, 4, 5, 8), x64(2, 2, 5, 8, seed=1), np.arange(3, 8)
+    for theta in (10000.0, 500000.0):
+        ours_q, ours_k, _ = apply_rotary(q, k, positions, theta)
+        rotary = LlamaRotaryEmbedding(transformers.LlamaConfig(hidden_size=32, num_attention_heads=4, rope_theta=theta))
+        cos, sin = rotary(torch.zeros(1, 5, 32, dtype=torch.float64), torch.tensor(positions)[None])
+        want_q, want_k = apply_rotary_pos_emb(torch.tensor(q), torch.tensor(k), cos.double(), sin.double())
+        # transformers computes the angles in float32: agreement to float32 rounding of the angle
+        np.testing.assert_allclose(ours_q, want_q.numpy(), atol=1e-6)
+        np.testing.assert_allclose(ours_k, want_k.numpy(), atol=1e-6)
