@@ -230,12 +230,21 @@ class MultiHeadAttention(Module):
             self.out_proj.bias.data[...] = 0
         self.fixed_dropout_mask = None
 
-    def forward(self, x, memory=None, attn_mask=None, key_padding_mask=None, is_causal=False, kv_cache=None):
+    def project_memory(self, memory):
+        """memory: (B, S, C) -> its keys and values (B, H, S, D) each, for ``memory_kv`` (decoding: the
+        source is projected once, not at every new target position)."""
+        C, W, b = self.embed_dim, self.in_proj_weight.data, self.in_proj_bias
+        kv, _ = linear_forward(memory, W[C:], None if b is None else b.data[C:])
+        return split_heads(kv[..., :C], self.num_heads), split_heads(kv[..., C:], self.num_heads)
+
+    def forward(self, x, memory=None, attn_mask=None, key_padding_mask=None, is_causal=False, kv_cache=None,
+                memory_kv=None):
         """x: (B, T, C) -> y: (B, T, C) = out_proj(merge_heads(softmax(q k^T / sqrt(D) + mask) v)).
 
         q, k, v = split_heads(x W_q^T + b_q, ...) from one (3C, C) matmul; with memory: (B, S, C), k and v
         come from memory (cross-attention). kv_cache: append this call's k, v and attend to all cached
-        positions (generation; no backward)."""
+        positions (generation; no backward). memory_kv: project_memory(memory), for cross-attention
+        to a source projected once (generation; no backward)."""
         C, W = self.embed_dim, self.in_proj_weight.data
         b = None if self.in_proj_bias is None else self.in_proj_bias.data
         where = f"MultiHeadAttention(embed_dim={C})"
@@ -246,7 +255,10 @@ class MultiHeadAttention(Module):
                 check_ndim(name, a, (3,), where)
                 check_last_dim(name, a, C, where)
                 check_positions(name, a, 1, where)
-        if memory is None:                                             # one matmul for q, k and v
+        if memory_kv is not None:                                      # cross-attention, memory projected already
+            q, lin_q = linear_forward(x, W[:C], None if b is None else b[:C])
+            (q, (k, v)), lin_caches = (split_heads(q, self.num_heads), memory_kv), (lin_q,)
+        elif memory is None:                                           # one matmul for q, k and v
             qkv, lin = linear_forward(x, W, b)                         # (B, T, C) -> (B, T, 3C)
             q, k, v = (split_heads(qkv[..., i * C:(i + 1) * C], self.num_heads) for i in range(3))
             lin_caches = (lin,)
@@ -269,7 +281,8 @@ class MultiHeadAttention(Module):
         att, att_cache = scaled_dot_product_attention(q, k, v, attn_mask, is_causal, key_padding_mask,
                                                       drop, mask)
         y = self.out_proj(merge_heads(att))
-        self.cache = None if kv_cache is not None else MultiHeadAttentionCache(lin_caches, att_cache)
+        decoding = kv_cache is not None or memory_kv is not None      # generation: no backward
+        self.cache = None if decoding else MultiHeadAttentionCache(lin_caches, att_cache)
         return y
 
     def backward(self, dy):
