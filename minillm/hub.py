@@ -61,17 +61,26 @@ def read_pretrained(path):
         from safetensors.numpy import load_file
     except ImportError as e:
         raise RuntimeError("reading model.safetensors needs the safetensors package: pip install safetensors") from e
-    try:
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path / 'config.json'} is not valid JSON ({e})") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{path / 'config.json'} must hold a JSON object, got a {type(config).__name__}")
+    config = read_config_json(path)
     try:
         weights = load_file(str(path / "model.safetensors"))
     except Exception as e:                                   # the package raises its own error types
         raise ValueError(f"{path / 'model.safetensors'} could not be read ({type(e).__name__}: {e})") from None
     return config, {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
+
+
+def read_config_json(path):
+    """path/config.json as a dict; one-line errors naming the file (missing, not JSON, not an object)."""
+    where = Path(path) / "config.json"
+    if not where.is_file():
+        raise FileNotFoundError(f"{path} is not a Hugging Face model directory: config.json is missing")
+    try:
+        config = json.loads(where.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{where} is not valid JSON ({e})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{where} must hold a JSON object, got a {type(config).__name__}")
+    return config
 
 
 def write_pretrained(path, config, weights):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .hub import _field, _loaded, write_pretrained
+from .hub import _field, _loaded, read_config_json, write_pretrained
 from .models.config_checks import check_config
 from .models.llama import Llama, LlamaConfig
 
@@ -122,15 +122,7 @@ def llama_config(config, where):
 def load_llama(path):
     """A minillm Llama with the weights of a Hugging Face LlamaForCausalLM directory (float32)."""
     path = Path(path)
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"{path} is not a Hugging Face model directory: config.json is missing")
-    try:
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path / 'config.json'} is not valid JSON ({e})") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{path / 'config.json'} must hold a JSON object")
-    cfg = llama_config(config, str(path / "config.json"))          # before any array is made
+    cfg = llama_config(read_config_json(path), str(path / "config.json"))     # before any array is made
     weights = read_weights(path)
     state = {name[len("model."):] if name.startswith("model.") else name: a for name, a in weights.items()}
     if cfg.tie_word_embeddings:
