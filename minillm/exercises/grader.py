@@ -23,6 +23,7 @@ import minillm
 from ..files import written_whole
 from .catalog import select
 from .harness import NOT_DONE
+from .runner import result_of
 
 TIME_LIMIT_S = 30
 MEMORY_LIMIT_MB = 4096
@@ -39,7 +40,7 @@ def _environment():
 
 
 def _failure(name, message):
-    return {"name": name, "status": "error", "message": message, "tests": []}
+    return result_of(name, "error", message, [])
 
 
 def grade_in_process(name, path, time_limit=TIME_LIMIT_S, memory_mb=MEMORY_LIMIT_MB):

@@ -44,10 +44,10 @@ def grade_exercise(name, path):
     try:
         student = load_student(path, name)
     except ValueError as e:
-        return _result(name, "error", str(e), [])
+        return result_of(name, "error", str(e), [])
     missing = [f for f in exercise.functions if not callable(getattr(student, f, None))]
     if missing:
-        return _result(name, "error", f"{Path(path).name} defines no function {', '.join(missing)}", [])
+        return result_of(name, "error", f"{Path(path).name} defines no function {', '.join(missing)}", [])
     with plain_kernels():
         outcomes = [run_test(test_name, test, path) for test_name, test in exercise.tests(student)]
     if all(o.passed for o in outcomes):
@@ -56,10 +56,11 @@ def grade_exercise(name, path):
         status = NOT_DONE
     else:
         status = "failed"
-    return _result(name, status, "", outcomes)
+    return result_of(name, status, "", outcomes)
 
 
-def _result(name, status, message, outcomes):
+def result_of(name, status, message, outcomes):
+    """The result dict of one exercise, as runner.py writes it and grader.py reads it."""
     return {"name": name, "status": status, "message": message, "tests": [o._asdict() for o in outcomes]}
 
 
@@ -87,7 +88,7 @@ def main(argv):
     try:
         result = grade_exercise(name, path)
     except MemoryError:
-        result = _result(name, "error", f"ran out of memory (the limit is {argv[3] if len(argv) > 3 else '?'} MB)", [])
+        result = result_of(name, "error", f"ran out of memory (the limit is {argv[3] if len(argv) > 3 else '?'} MB)", [])
     Path(out).write_text(json.dumps(result, allow_nan=True), encoding="utf-8")
     return 0
 
