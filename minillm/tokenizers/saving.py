@@ -5,10 +5,11 @@ from ..files import written_whole
 
 from .bpe import ByteBPETokenizer
 from .char import CharTokenizer
+from .word import WordTokenizer
 from .wordpiece import WordPieceTokenizer
 
 
-FIELDS = {"char": ("chars",), "bpe": ("merges",), "wordpiece": ("vocab",)}   # the required ones
+FIELDS = {"char": ("chars",), "bpe": ("merges",), "wordpiece": ("vocab",), "word": ("words",)}   # the required ones
 
 
 def tokenizer_from_dict(d):
@@ -18,7 +19,7 @@ def tokenizer_from_dict(d):
         raise TypeError(f"tokenizer description must be a JSON object, got {type(d).__name__}")
     kind = d.get("type")
     if not isinstance(kind, str) or kind not in FIELDS:
-        raise ValueError(f"tokenizer description: unknown type {kind!r} (expected 'char', 'bpe' or 'wordpiece')")
+        raise ValueError(f"tokenizer description: unknown type {kind!r} (expected 'char', 'bpe', 'wordpiece' or 'word')")
     missing = [name for name in FIELDS[kind] if name not in d]
     if missing:
         raise ValueError(f"tokenizer description ({kind}): the field {missing[0]!r} is missing")
@@ -28,6 +29,8 @@ def tokenizer_from_dict(d):
         if kind == "bpe":
             return ByteBPETokenizer(d["merges"], d.get("special_tokens", ()), d.get("ids"), d.get("special_ids"),
                                     d.get("pre_tokenizer"), d.get("ignore_merges", False))
+        if kind == "word":
+            return WordTokenizer(d["words"], d.get("special_tokens", ()), d.get("split", "whitespace"))
         return WordPieceTokenizer(d["vocab"], d.get("do_lower_case", True))
     except (TypeError, ValueError) as e:
         raise (ValueError if isinstance(e, ValueError) else TypeError)(f"tokenizer description ({kind}): {e}") from None

@@ -18,17 +18,19 @@ import sysconfig
 from collections import Counter
 from pathlib import Path
 
-from .data import _SKIP_DIRS
+from ..tokenizers.word import identifier_subtokens
 
 SPLITS = {"train": (0, 90), "val": (90, 95), "test": (95, 100)}     # percent of the hash range
-SKIP = {"encodings"}          # a hundred generated codecs, the same few functions in each
+# Left out: site-packages (not the standard library), the test suites (22,000 methods named test_*,
+# which would make "test" most of every answer), pydoc's data and the hundred generated codecs of
+# encodings/ (the same few functions in each).
+SKIP = {"site-packages", "dist-packages", "__pycache__", "test", "tests", "pydoc_data", "encodings"}
 MAX_SOURCE_CHARS = 600
 
 
 def subtokens(name):
     """``readConfigFile`` or ``read_config_file`` -> ["read", "config", "file"] (digits kept with their word)."""
-    words = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).split("_")
-    return [w.lower() for w in words if w]
+    return [w for w in identifier_subtokens(name) if w != "_"]
 
 
 def split_of(relative_path):
@@ -79,7 +81,7 @@ def build(root=None):
     found = []
     for path in sorted(root.rglob("*.py")):
         relative = path.relative_to(root)
-        if not (_SKIP_DIRS | SKIP).intersection(relative.parts[:-1]):
+        if not SKIP.intersection(relative.parts[:-1]):
             found += [(split_of(relative), source, target) for source, target in examples_of_file(path)]
     counts = Counter(source for _, source, _ in found)
     corpus = {name: [] for name in SPLITS}
