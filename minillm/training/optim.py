@@ -174,3 +174,14 @@ def lr_schedule(step, base_lr, warmup_steps, total_steps, min_lr=0.0):
         return min_lr
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return min_lr + 0.5 * (base_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+def noam_schedule(step, peak_lr, warmup_steps):
+    """The schedule of "Attention Is All You Need" (5.3), with n = step + 1:
+
+        lrate = d_model^-0.5 * min(n^-0.5, n * warmup^-1.5) = peak * min(n / warmup, sqrt(warmup / n))
+
+    a linear rise to peak = d_model^-0.5 * warmup^-0.5 at n = warmup (7.0e-4 for the paper's
+    d_model 512 and 4000 steps), then a decay as 1 / sqrt(n). Here the peak is given directly."""
+    n, w = step + 1, max(warmup_steps, 1)
+    return peak_lr * min(n / w, math.sqrt(w / n))

@@ -30,7 +30,7 @@ from . import distributed
 from .checkpoint import CheckpointError, checkpoint_path, load_checkpoint, save_checkpoint
 from .interrupt import StopRequests, TrainingInterrupted
 from .lock import FolderLock
-from .optim import clip_grad_norm, lr_schedule
+from .optim import clip_grad_norm, lr_schedule, noam_schedule
 from .parallel import DataParallel, auto_threads
 
 LOG_COLUMNS = ["step", "elapsed_s", "lr", "train_loss", "val_loss", "tokens_per_s"]
@@ -38,7 +38,8 @@ LOG_COLUMNS = ["step", "elapsed_s", "lr", "train_loss", "val_loss", "tokens_per_
 
 @dataclass
 class TrainConfig:
-    """How long and how fast to train (lr: linear warm-up over warmup_steps, then cosine to min_lr at max_steps)."""
+    """How long and how fast to train. schedule "cosine": linear warm-up over warmup_steps to lr, then
+    cosine to min_lr at max_steps; "noam": the Transformer paper's warm-up, then lr * sqrt(warmup / step)."""
     max_steps: int = 1000         # also the length of the cosine schedule
     max_seconds: float = 0.0      # stop early after this much training time (0: no limit)
     lr: float = 1e-3
@@ -49,6 +50,7 @@ class TrainConfig:
     eval_batches: int = 10
     log_interval: int = 10
     seed: int = 0
+    schedule: str = "cosine"      # or "noam" (optim.noam_schedule)
     threads: object = "auto"      # data-parallel CPU threads, one batch shard each (parallel.py);
     #                               "auto": one per core (at most one per batch row), 1: none
 
@@ -69,6 +71,8 @@ class TrainConfig:
                                  f"got {value!r}")
         if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
             raise ValueError(f"TrainConfig: warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
+        if self.schedule not in ("cosine", "noam"):
+            raise ValueError(f"TrainConfig: schedule must be 'cosine' or 'noam', got {self.schedule!r}")
         backend.check_seed(self.seed, "TrainConfig: seed")
 
 
@@ -169,7 +173,10 @@ class Trainer:
         params = self.model.parameters()
         if self.cfg.grad_clip:
             clip_grad_norm(params, self.cfg.grad_clip)
-        lr = lr_schedule(self.step, self.cfg.lr, self.cfg.warmup_steps, self.cfg.max_steps, self.cfg.min_lr)
+        if self.cfg.schedule == "noam":
+            lr = noam_schedule(self.step, self.cfg.lr, self.cfg.warmup_steps)
+        else:
+            lr = lr_schedule(self.step, self.cfg.lr, self.cfg.warmup_steps, self.cfg.max_steps, self.cfg.min_lr)
         self.opt.set_lr(lr)
         self.opt.step()
         return loss, lr
