@@ -68,7 +68,7 @@ def test_version_and_defaults_in_help(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for default in ("(default: gpt)", "(default: 2000)", "(default: 0.001)", "(default: 12)"):
+    for default in ("(default: gpt)", "(default: 2000; seq2seq: 100000)", "(default: 0.001)", "(default: 12; seq2seq: 32)"):
         assert default in text, default
 
 

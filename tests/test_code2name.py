@@ -36,3 +36,29 @@ def test_metrics_on_known_cases():
     assert subtoken_scores([""], ["x"]) == (0.0, 0.0, 0.0)
     with pytest.raises(ValueError, match="2 predictions for 1 references"):
         exact_match(["a", "b"], ["a"])
+
+
+def test_bleu_of_a_small_case_by_hand():
+    from minillm.training.metrics import corpus_bleu
+    # "the cat sat on the mat" vs itself: every p_n = 1, BP = 1
+    assert corpus_bleu(["the cat sat on the mat"], ["the cat sat on the mat"]) == pytest.approx(100.0)
+    # 2 of 3 unigrams, 1 of 2 bigrams, no trigram (the first order with no match: 1 / (2 * 1)), no 4-gram
+    # (totals 0: BLEU 0); shorter than the reference: BP = exp(1 - 4 / 3)
+    assert corpus_bleu(["a b x"], ["a b c d"]) == 0.0
+    import math
+    want = 100 * math.exp(1 - 5 / 4) * math.exp((math.log(3 / 4) + math.log(1 / 3) + math.log(1 / 4)
+                                                 + math.log(1 / 4 / 1)) / 4)
+    assert corpus_bleu(["a b c x"], ["a b y c d"]) == pytest.approx(want)
+
+
+def test_bleu_equals_sacrebleu_on_random_sentences():
+    sacrebleu = pytest.importorskip("sacrebleu")
+    import numpy as np
+    from minillm.training.metrics import corpus_bleu
+    rng = np.random.default_rng(0)
+    words = "a b c d e f g".split()
+    for trial in range(30):
+        refs = [" ".join(rng.choice(words, size=int(rng.integers(1, 12)))) for _ in range(int(rng.integers(1, 20)))]
+        hyps = [" ".join(rng.choice(words, size=int(rng.integers(1, 12)))) for _ in refs]
+        want = sacrebleu.corpus_bleu(hyps, [refs], tokenize="none").score
+        assert corpus_bleu(hyps, refs) == pytest.approx(want, abs=1e-9), (trial, hyps, refs)

@@ -16,7 +16,7 @@ from .. import backend, hub
 from ..training import data, distributed
 from ..training.checkpoint import checkpoint_path, load_checkpoint
 from ..models import (GPT, LSTMLM, BertConfig, BertForMaskedLM, BertForSequenceClassification, GPTConfig,
-                     Llama, LlamaConfig, LSTMConfig)
+                     Llama, LlamaConfig, LSTMConfig, Seq2SeqConfig, Seq2SeqTransformer)
 from ..training.optim import AdamW, param_groups
 from ..training.tasks import ClassifyTask, LMTask, MLMTask
 from ..models.config_checks import check_config, check_step_memory
@@ -27,7 +27,7 @@ from ..tokenizers.wordpiece import SPECIAL_TOKENS, WordPieceTokenizer, join_piec
 BERT_SPECIALS = SPECIAL_TOKENS     # [PAD] [UNK] [CLS] [SEP] [MASK]: BERT's, whichever tokenizer it uses
 KINDS = {"gpt": (GPT, GPTConfig), "llama": (Llama, LlamaConfig), "lstm": (LSTMLM, LSTMConfig),
          "bert": (BertForMaskedLM, BertConfig),
-         "bert-cls": (BertForSequenceClassification, BertConfig)}
+         "bert-cls": (BertForSequenceClassification, BertConfig), "seq2seq": (Seq2SeqTransformer, Seq2SeqConfig)}
 
 
 class UsageError(Exception):
@@ -48,7 +48,7 @@ def check_output_folder(out, hint=""):
 
 
 def build_model(kind, config_dict, where="the command line", step=None):
-    """A fresh model of ``kind`` ("gpt", "llama", "lstm", "bert", "bert-cls") from its config fields, checked
+    """A fresh model of ``kind`` ("gpt", "llama", "lstm", "bert", "bert-cls", "seq2seq") from its config fields, checked
     first (types, ranges, size: models/config_checks.py); ``where`` names their source. With
     ``step`` = (batch size, tokens per sequence), a training step must also fit in memory."""
     if not isinstance(kind, str) or kind not in KINDS:
@@ -63,6 +63,10 @@ def build_model(kind, config_dict, where="the command line", step=None):
 def load_model(ckpt_dir, kinds):
     """(model, tokenizer, meta) from a checkpoint directory whose kind is one of ``kinds``."""
     meta, state, _ = load_checkpoint(ckpt_dir)
+    if meta.get("kind") == "seq2seq" and "seq2seq" not in kinds:
+        raise ValueError(f"checkpoint {checkpoint_path(ckpt_dir)} holds an encoder-decoder ('seq2seq'), which "
+                         f"`minillm translate --ckpt {ckpt_dir}` runs; this command needs "
+                         f"{' or '.join(repr(k) for k in kinds)}")
     if not isinstance(meta.get("kind"), str) or meta["kind"] not in kinds:
         raise ValueError(f"checkpoint {checkpoint_path(ckpt_dir)} holds a {meta.get('kind')!r} model; "
                          f"this command needs {' or '.join(repr(k) for k in kinds)}")
@@ -111,6 +115,9 @@ def model_config(args, vocab_size):
 def train(args):
     """minillm train: returns the output directory. Under ``mpiexec -n N`` every rank runs this, and
     rank 0 alone prints and writes (training/distributed.py)."""
+    if args.model == "seq2seq":
+        from .seq2seq_commands import train_seq2seq
+        return train_seq2seq(args, build_model, check_output_folder)
     world = distributed.world()
     if args.backend == "cupy":
         backend.use("cupy")
@@ -364,7 +371,11 @@ def run_gradcheck(args):
 
 
 def run_train(args):
-    """minillm train: train a GPT, BERT or LSTM LM, write checkpoints and log.csv, print a sample."""
+    """minillm train: train a GPT, Llama, BERT, LSTM LM or seq2seq model, write checkpoints and log.csv,
+    print a sample (seq2seq: the test scores)."""
+    if args.model == "seq2seq" and args.tokenizer != "words":
+        raise UsageError(f"--tokenizer {args.tokenizer}: seq2seq reads both sides with one word vocabulary; "
+                         "leave --tokenizer out")
     if args.n_embd % args.n_head and args.model != "lstm":
         raise UsageError(f"--n-embd {args.n_embd} is not divisible by --n-head {args.n_head}")
     if args.threads == "auto":
@@ -380,6 +391,12 @@ def run_train(args):
                          f"at most --batch-size ({args.batch_size})")
     train(args)
     return 0
+
+
+def run_translate(args):
+    """minillm translate: a seq2seq checkpoint's output for each source (greedy, or the n-best of beam search)."""
+    from .seq2seq_commands import run_translate as translate_sources
+    return translate_sources(args, UsageError, build_model)
 
 
 def run_generate(args):

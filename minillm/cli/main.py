@@ -1,6 +1,6 @@
 """The ``minillm`` command line, its parser and its error boundary: train, generate, fill-mask,
-classify, plot-attention, gradcheck, exercises, finetune. What each subcommand does is in
-commands.py (exercise_commands.py and finetune_command.py for the last two).
+classify, plot-attention, gradcheck, exercises, finetune, translate. What each subcommand does is
+in commands.py (exercise_commands.py, finetune_command.py and seq2seq_commands.py for the last three).
 
     minillm train                      # a small character GPT on the built-in corpus (< 5 min, 2 cores)
     minillm generate --ckpt runs/gpt-... --prompt "The "
@@ -57,6 +57,34 @@ def _dropout(text):
     return value
 
 
+def _smoothing(text):
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1), got {text}")
+    return value
+
+
+# `minillm train` options whose default depends on --model: (the default of the language models, of seq2seq)
+MODEL_DEFAULTS = {"tokenizer": ("char", "words"), "vocab_size": (512, 8000), "n_layer": (4, 3), "block_size": (64, 128),
+                  "dropout": (0.0, 0.3), "batch_size": (12, 32), "warmup_steps": (100, 400),
+                  "max_steps": (2000, 100000), "max_seconds": (240.0, 540.0), "eval_interval": (250, 500)}
+
+
+def _model_default(parser, option, **kwargs):
+    """An option of `minillm train` whose default is MODEL_DEFAULTS[name]: left None by the parser,
+    filled in by fill_model_defaults once --model is known."""
+    language_models, seq2seq = MODEL_DEFAULTS[option[2:].replace("-", "_")]
+    help_text = kwargs.pop("help") + f" (default: {language_models}; seq2seq: {seq2seq})"
+    parser.add_argument(option, default=None, help=help_text, **kwargs)
+
+
+def fill_model_defaults(args):
+    """Give each option of MODEL_DEFAULTS that was not on the command line its default for args.model."""
+    for name, defaults in MODEL_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, defaults[args.model == "seq2seq"])
+
+
 class DefaultsFormatter(argparse.HelpFormatter):
     """Help that ends each option with its default, unless the help already says it or there is none."""
 
@@ -74,29 +102,39 @@ def build_parser():
     p.add_argument("--version", action="version", version=f"minillm {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    t = sub.add_parser(formatter_class=DefaultsFormatter, name="train", help="train a GPT, Llama, BERT or LSTM language model", description=(
+    t = sub.add_parser(formatter_class=DefaultsFormatter, name="train", help="train a GPT, Llama, BERT, LSTM or encoder-decoder model", description=(
         "Train a model on the built-in corpus (standard-library docstrings) or --data PATH. With no options: "
-        "a small character-level GPT for at most 4 minutes, then a sample."))
-    t.add_argument("--model", choices=["gpt", "llama", "bert", "lstm"], default="gpt", help="which model to train")
-    t.add_argument("--data", metavar="PATH", help="a UTF-8 text file (default: the built-in corpus)")
-    t.add_argument("--tokenizer", choices=["char", "bpe"], default="char", help="characters, or byte-level BPE trained on the text")
-    t.add_argument("--vocab-size", type=_positive_int, default=512, help="BPE vocabulary size")
-    t.add_argument("--n-layer", type=_positive_int, default=4, help="layers (transformer blocks or LSTM layers)")
+        "a small character-level GPT for at most 4 minutes, then a sample. --model seq2seq: the encoder-decoder "
+        "on code -> name pairs for at most 9 minutes, then its scores on the test split."))
+    t.add_argument("--model", choices=["gpt", "llama", "bert", "lstm", "seq2seq"], default="gpt",
+                   help="which model to train (seq2seq: the encoder-decoder Transformer on pairs of texts)")
+    t.add_argument("--data", metavar="PATH", help="a UTF-8 text file (default: the built-in corpus); seq2seq: one "
+                                                  "'source<TAB>target' pair per line (default: --task)")
+    t.add_argument("--task", choices=["code2name"], default="code2name",
+                   help="seq2seq: the built-in pairs, a standard-library function's body -> its name")
+    _model_default(t, "--tokenizer", choices=["char", "bpe"], help="characters, or byte-level BPE trained on the text "
+                   "(seq2seq: one word vocabulary for both sides, code cut into identifier subtokens)")
+    _model_default(t, "--vocab-size", type=_positive_int, help="BPE vocabulary size (seq2seq: at most this many words)")
+    _model_default(t, "--n-layer", type=_positive_int, help="layers (transformer blocks, LSTM layers; seq2seq: "
+                                                           "of the encoder and of the decoder)")
     t.add_argument("--n-head", type=_positive_int, default=4, help="attention heads")
     t.add_argument("--n-embd", type=_positive_int, default=128, help="model width (LSTM: embedding size)")
     t.add_argument("--hidden-size", type=_positive_int, default=256, help="LSTM hidden size")
     t.add_argument("--n-kv-head", type=_positive_int, default=None,
                    help="Llama: key/value heads, dividing --n-head (default: half of --n-head when even)")
     t.add_argument("--rope-theta", type=_positive_float, default=10000.0, help="Llama: the rotary base theta")
-    t.add_argument("--block-size", type=_positive_int, default=64, help="context length in tokens")
-    t.add_argument("--dropout", type=_dropout, default=0.0, help="dropout probability")
-    t.add_argument("--batch-size", type=_positive_int, default=12, help="sequences per step")
+    _model_default(t, "--block-size", type=_positive_int, help="context length in tokens (seq2seq: the longest "
+                                                              "source read)")
+    _model_default(t, "--dropout", type=_dropout, help="dropout probability")
+    _model_default(t, "--batch-size", type=_positive_int, help="sequences (seq2seq: pairs) per step")
     t.add_argument("--lr", type=_positive_float, default=1e-3, help="peak learning rate (AdamW)")
     t.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay of the matrices")
-    t.add_argument("--warmup-steps", type=int, default=100, help="linear warm-up steps before the cosine decay")
-    t.add_argument("--max-steps", type=_positive_int, default=2000, help="stop after this many steps")
-    t.add_argument("--max-seconds", type=float, default=240.0, help="stop after this many seconds of training (0: no limit)")
-    t.add_argument("--eval-interval", type=_positive_int, default=250, help="steps between validation losses")
+    _model_default(t, "--warmup-steps", type=int, help="linear warm-up steps before the cosine decay (seq2seq: before "
+                                                      "the decay as 1/sqrt(step) of the Transformer paper)")
+    t.add_argument("--label-smoothing", type=_smoothing, default=0.1, help="seq2seq: label smoothing of the loss")
+    _model_default(t, "--max-steps", type=_positive_int, help="stop after this many steps")
+    _model_default(t, "--max-seconds", type=float, help="stop after this many seconds of training (0: no limit)")
+    _model_default(t, "--eval-interval", type=_positive_int, help="steps between validation losses")
     t.add_argument("--eval-batches", type=_positive_int, default=10, help="batches per validation loss")
     t.add_argument("--out", metavar="DIR", help="output folder (default: runs/<model>-<date>-<time>)")
     t.add_argument("--seed", type=_seed, default=0, help="seed of the initial weights, batches and dropout")
@@ -155,6 +193,8 @@ def build_parser():
     add_parser(sub, DefaultsFormatter)
     from .finetune_command import add_parser as add_finetune
     add_finetune(sub, DefaultsFormatter, _positive_int, _positive_float)
+    from .seq2seq_commands import add_translate_parser
+    add_translate_parser(sub, DefaultsFormatter, _positive_int)
     return p
 
 
@@ -179,7 +219,10 @@ def main(argv=None):
            "gradcheck": commands.run_gradcheck,
            "exercises": lambda a: run_exercises(a, commands.UsageError),
            "finetune": lambda a: run_finetune(a, commands.UsageError, commands.load_model,
-                                              commands.load_pretrained_decoder)}[args.command]
+                                              commands.load_pretrained_decoder),
+           "translate": commands.run_translate}[args.command]
+    if args.command == "train":
+        fill_model_defaults(args)
     try:
         return run(args)
     except BrokenPipeError:                      # `minillm exercises list | head`: the reader left, say nothing

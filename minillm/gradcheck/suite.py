@@ -7,6 +7,7 @@ parameters (see minillm/gradcheck/finite_differences.py for the method).
 import numpy as np
 
 from .. import backend, nn
+from ..nn.decoder_block import DecoderBlock
 from .finite_differences import TOLERANCE, check_module
 
 
@@ -58,6 +59,8 @@ def _cases():
          {"is_causal": True}, None),
         ("TransformerBlock", "post-LN, padding", lambda: nn.TransformerBlock(8, 2, norm_first=False, activation="gelu"),
          (_x(2, 5, 8),), {"key_padding_mask": pad}, None),
+        ("DecoderBlock", "post-LN, memory padding", lambda: DecoderBlock(8, 2, 16),
+         (_x(2, 3, 8), _x(2, 5, 8, seed=1)), {"memory_key_padding_mask": pad}, lambda m, d: m.backward(d[0])),
         ("LSTMCell", "with state", lambda: nn.LSTMCell(3, 4), (_x(2, 3), (_x(2, 4, seed=1), _x(2, 4, seed=2))), {},
          lambda m, d: (m.backward(d[0], d[1])[0],)),
         ("LSTM", "1 layer", lambda: nn.LSTM(3, 5), (_x(2, 4, 3),), {}, _lstm_backward),
@@ -87,9 +90,10 @@ def _cross_entropy_rows():
 
 
 def model_cases():
-    """Whole-model checks on tiny configs (weight tying included): GPT, BERT (both heads), LSTM LM, Llama."""
+    """Whole-model checks on tiny configs (weight tying included): GPT, BERT (both heads), LSTM LM, Llama,
+    the encoder-decoder."""
     from ..models import (GPT, LSTMLM, BertConfig, BertForMaskedLM, BertForSequenceClassification, GPTConfig,
-                         Llama, LlamaConfig, LSTMConfig)
+                         Llama, LlamaConfig, LSTMConfig, Seq2SeqConfig, Seq2SeqTransformer)
     idx = np.random.default_rng(0).integers(0, 11, (2, 6))
     pad = np.zeros((2, 6), dtype=bool)
     pad[1, 4:] = True
@@ -103,6 +107,9 @@ def model_cases():
          {"key_padding_mask": pad}, ids_only),
         ("LSTMLM", "2 layers", lambda: LSTMLM(LSTMConfig(11, 5, 6, 2)), (idx,), {}, ids_only),
         ("Llama", "2 layers, GQA, tied", lambda: Llama(LlamaConfig(11, 8, 2, 4, 2, 8, 12)), (idx,), {}, ids_only),
+        ("Seq2SeqTransformer", "1+1 layers, shared, padding", lambda: Seq2SeqTransformer(Seq2SeqConfig(
+            11, 11, 8, 1, 1, 2, 8, 16, share_embeddings=True)), (idx, idx[:, :4]), {"src_key_padding_mask": pad},
+         ids_only),
     ]
 
 

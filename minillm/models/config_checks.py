@@ -24,9 +24,11 @@ def check_config(cls, fields, where):
     for name, value in fields.items():
         check_value(name, value, known[name], where)
     config = cls(**fields)
-    heads, width = getattr(config, "n_head", None), getattr(config, "n_embd", None)
+    heads = getattr(config, "n_head", None)
+    width_name = "d_model" if hasattr(config, "d_model") else "n_embd"
+    width = getattr(config, width_name, None)
     if heads and width % heads:
-        raise ValueError(f"{where}: n_embd {width} is not divisible by n_head {heads}")
+        raise ValueError(f"{where}: {width_name} {width} is not divisible by n_head {heads}")
     count = parameter_count(config)
     if count > MAX_PARAMETERS:
         raise ValueError(f"{where}: this config describes a model of about {count:,} parameters "
@@ -60,6 +62,10 @@ def parameter_count(config):
     if hasattr(config, "hidden_size"):                                  # the LSTM language model
         V, E, H, L = config.vocab_size, config.embed_dim, config.hidden_size, config.num_layers
         return V * E + 4 * H * (E + H) + (L - 1) * 4 * H * (2 * H) + 8 * H * L + H * V + V
+    if hasattr(config, "n_encoder_layer"):                              # the encoder-decoder
+        C, F = config.d_model, config.dim_feedforward
+        tables = config.src_vocab_size * C * (1 if config.share_embeddings else 2) + config.tgt_vocab_size * C
+        return tables + config.n_encoder_layer * (4 * C * C + 2 * C * F) + config.n_decoder_layer * (8 * C * C + 2 * C * F)
     if hasattr(config, "intermediate_size"):                            # Llama: GQA, SwiGLU, maybe a head
         C, L, V, F = config.n_embd, config.n_layer, config.vocab_size, config.intermediate_size
         D = config.head_dim or C // config.n_head
@@ -80,6 +86,9 @@ def step_memory_bytes(config, batch_size, length):
     if hasattr(config, "hidden_size"):                                  # the LSTM language model
         H, L, V = config.hidden_size, config.num_layers, config.vocab_size
         return 4 * B * T * (12 * H * L + 2 * config.embed_dim + 3 * V)
+    if hasattr(config, "n_encoder_layer"):              # T bounds both sides: an upper estimate
+        C, L, V = config.d_model, config.n_encoder_layer + 2 * config.n_decoder_layer, config.tgt_vocab_size
+        return 4 * (B * T * (34 * C * L + 3 * V) + 3 * B * config.n_head * T * T * L)
     C, L, V, heads = config.n_embd, config.n_layer, config.vocab_size, config.n_head
     return 4 * (B * T * (34 * C * L + 3 * V) + 3 * B * heads * T * T * L)
 
