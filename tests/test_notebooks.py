@@ -27,8 +27,8 @@ def _builder():
     return mod
 
 
-def test_there_are_ten_notebooks():
-    assert [s.stem[:2] for s in SOURCES] == ["01", "02", "03", "04", "05", "06", "07", "08", "09", "10"]
+def test_there_are_eleven_notebooks():
+    assert [s.stem[:2] for s in SOURCES] == ["01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11"]
 
 
 @pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
