@@ -113,6 +113,31 @@ def test_beam_search_returns_sorted_n_best_lists_scored_as_the_model_scores_them
             assert score == pytest.approx(want, abs=1e-9)
 
 
+@pytest.mark.parametrize("alpha", [0.0, 1.0, 2.0])
+def test_searching_on_after_beam_finished_hypotheses_never_finds_a_worse_best(alpha):
+    from minillm.models.seq2seq_decoding import beam_search
+    model = tiny(max_len=10)
+    src = np.random.default_rng(7).integers(3, 11, (6, 5))
+    exact = beam_search(model, src, 1, 2, 10, beam=3, length_penalty=alpha)
+    early = beam_search(model, src, 1, 2, 10, beam=3, length_penalty=alpha, early_stopping=True)
+    for a, b in zip(exact, early):
+        assert a[0][1] >= b[0][1] - 1e-12 and len(a) == 3
+
+
+def test_a_long_output_that_wins_after_the_first_finished_ones_is_found():
+    """Every step: token 3 with p = 0.88, </s> (id 2) with 0.12. Three outputs end early, but with
+    alpha = 1 the longest, nine 3s cut by the length limit, scores best."""
+    from minillm.models.seq2seq_decoding import beam_search
+    model = tiny(max_len=10)
+    model.generator.weight.data[:] = 0.0
+    model.generator.bias.data[:] = 0.0
+    model.generator.bias.data[[2, 3]] = [8.0, 10.0]
+    src = np.array([[4, 5, 6]])
+    exact = beam_search(model, src, 1, 2, 10, beam=3, length_penalty=1.0)[0]
+    early = beam_search(model, src, 1, 2, 10, beam=3, length_penalty=1.0, early_stopping=True)[0]
+    assert exact[0][0] == [3] * 9 and len(early[0][0]) < 9 and exact[0][1] > early[0][1]
+
+
 def sequence_log_prob(model, src, ids, bos=1, eos=2, with_eos=True):
     logits = model(src, np.array([[bos] + ids]))[0][:len(ids) + with_eos]
     logp = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) - logits.max(

@@ -123,8 +123,9 @@ def beam_search(model, src, bos_id, eos_id, max_len, beam=4, length_penalty=1.0,
                     live.append((row, token, score))
             if live and not done[b]:
                 # the best a live output can still reach: its log-probability only falls as it grows,
-                # and is divided at most by the largest penalty of the lengths left
-                best = live[0][2] / max(penalty(step + 2), penalty(max_len))
+                # and is divided at most by the largest penalty of the lengths left (the penalty is
+                # monotonic in the length, so the largest is at one end)
+                best = live[0][2] / max(penalty(step + 1), penalty(max_len))
                 done[b] = len(finished[b]) == K and (early_stopping or finished[b][-1][1] >= best)
             done[b] = done[b] or not live
             live += [(b * K, bos_id, -np.inf)] * (K - len(live))         # dead slots keep the shapes
