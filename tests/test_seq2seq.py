@@ -150,3 +150,11 @@ def test_bad_beam_widths_are_refused(beam, words):
     from minillm.models.seq2seq_decoding import beam_search
     with pytest.raises(ValueError, match=re.escape(words)):
         beam_search(tiny(), SRC, 1, 2, 8, beam=beam)
+
+
+@pytest.mark.parametrize("share, src_vocab, tgt_vocab", [(True, 500, 500), (False, 500, 300), (False, 300, 500)])
+def test_the_size_check_counts_the_encoder_decoders_matrices(share, src_vocab, tgt_vocab):
+    from minillm.models.config_checks import parameter_count
+    config = Seq2SeqConfig(src_vocab, tgt_vocab, 16, 2, 2, 4, 64, 256, share_embeddings=share)
+    actual = Seq2SeqTransformer(config).num_parameters()
+    assert 0.97 * actual <= parameter_count(config) <= actual        # the matrices; biases and norms left out

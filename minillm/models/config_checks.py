@@ -64,7 +64,8 @@ def parameter_count(config):
         return V * E + 4 * H * (E + H) + (L - 1) * 4 * H * (2 * H) + 8 * H * L + H * V + V
     if hasattr(config, "n_encoder_layer"):                              # the encoder-decoder
         C, F = config.d_model, config.dim_feedforward
-        tables = config.src_vocab_size * C * (1 if config.share_embeddings else 2) + config.tgt_vocab_size * C
+        # the source table, the target's own table unless shared, and the output layer (V_t x C)
+        tables = config.src_vocab_size * C + config.tgt_vocab_size * C * (1 if config.share_embeddings else 2)
         return tables + config.n_encoder_layer * (4 * C * C + 2 * C * F) + config.n_decoder_layer * (8 * C * C + 2 * C * F)
     if hasattr(config, "intermediate_size"):                            # Llama: GQA, SwiGLU, maybe a head
         C, L, V, F = config.n_embd, config.n_layer, config.vocab_size, config.intermediate_size
@@ -86,11 +87,11 @@ def step_memory_bytes(config, batch_size, length):
     if hasattr(config, "hidden_size"):                                  # the LSTM language model
         H, L, V = config.hidden_size, config.num_layers, config.vocab_size
         return 4 * B * T * (12 * H * L + 2 * config.embed_dim + 3 * V)
-    if hasattr(config, "n_encoder_layer"):              # T bounds both sides: an upper estimate
+    if hasattr(config, "n_encoder_layer"):  # T bounds both sides, a decoder block counts twice: an upper estimate
         C, L, V = config.d_model, config.n_encoder_layer + 2 * config.n_decoder_layer, config.tgt_vocab_size
-        return 4 * (B * T * (34 * C * L + 3 * V) + 3 * B * config.n_head * T * T * L)
-    C, L, V, heads = config.n_embd, config.n_layer, config.vocab_size, config.n_head
-    return 4 * (B * T * (34 * C * L + 3 * V) + 3 * B * heads * T * T * L)
+    else:
+        C, L, V = config.n_embd, config.n_layer, config.vocab_size
+    return 4 * (B * T * (34 * C * L + 3 * V) + 3 * B * config.n_head * T * T * L)
 
 
 def physical_memory_bytes():
