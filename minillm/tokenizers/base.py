@@ -18,6 +18,15 @@ def split_specials(text, specials, allowed):
     return [(p, p in specials) for p in re.split(pattern, text) if p]
 
 
+def lookup_token(token, stoi, special_tokens):
+    """The id of a special token or of one vocabulary unit (a character, a word); KeyError if unknown."""
+    if token in special_tokens:
+        return special_tokens[token]
+    if token in stoi:
+        return stoi[token]
+    raise KeyError(f"unknown token {token!r}")
+
+
 def is_list_like(value):
     """True for a list, tuple, array or other iterable of items; False for a string, bytes, a dict
     (whose iteration gives keys) or a single value."""

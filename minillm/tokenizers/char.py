@@ -3,7 +3,7 @@
 A character it has never seen is an error, unless "[UNK]" is one of its special tokens.
 decode(encode(s)) == s for any string it accepts.
 """
-from .base import check_ids, check_strings, split_specials
+from .base import check_ids, check_strings, lookup_token, split_specials
 
 
 class CharTokenizer:
@@ -36,11 +36,7 @@ class CharTokenizer:
 
     def token_to_id(self, token):
         """The id of one character or special token; KeyError if unknown."""
-        if token in self.special_tokens:
-            return self.special_tokens[token]
-        if token in self.stoi:
-            return self.stoi[token]
-        raise KeyError(f"unknown token {token!r}")
+        return lookup_token(token, self.stoi, self.special_tokens)
 
     def encode(self, text, allowed_special=False):
         """text -> ids, one per character; special tokens in the text become their ids only with allowed_special."""

@@ -17,7 +17,7 @@ around it then share their words, which a model can copy.
 import re
 from collections import Counter
 
-from .base import check_ids, check_strings, split_specials
+from .base import check_ids, check_strings, lookup_token, split_specials
 
 UNK = "<unk>"
 CODE_PIECES = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+|\S")
@@ -81,11 +81,7 @@ class WordTokenizer:
 
     def token_to_id(self, token):
         """The id of one word or special token; KeyError if unknown."""
-        if token in self.special_tokens:
-            return self.special_tokens[token]
-        if token in self.stoi:
-            return self.stoi[token]
-        raise KeyError(f"unknown token {token!r}")
+        return lookup_token(token, self.stoi, self.special_tokens)
 
     def encode(self, text, allowed_special=False):
         """text -> one id per word of words_of(text) ("<unk>"'s id for a word not in the vocabulary)."""
