@@ -28,7 +28,8 @@ KERNELS = {
     "linear": ("cpu.linear",),
     "embedding": ("cpu.embedding",),
     "lstm_cell": ("cpu.lstm_cell",),
-    "lstm": ("cpu.lstm",),
+    "lstm": ("cpu.fused_lstm", "cpu.lstm"),
+    "embedding_lstm": ("cpu.embedding_lstm",),
     "adam": ("cpu.fused_adam",),
     "cross_entropy": ("cpu.fused_cross_entropy",),
 }

@@ -162,10 +162,13 @@ def test_attention(monkeypatch, rng, name, dtype, T, mask):
     assert ran == (name if takes else "cpu.attention"), dispatch.last("scaled_dot_product_attention")
 
 
+@pytest.mark.parametrize("name", [kernel("cpu.lstm"), kernel("cpu.fused_lstm")])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("B,T,I,H", [(1, 1, 3, 5), (2, 7, 4, 6), (3, 65, 17, 9)])
-def test_lstm_cell_and_sequence(monkeypatch, rng, dtype, B, T, I, H):
-    x, h0, c0 = rand(rng, (B, T, I), dtype), rand(rng, (B, H), dtype), rand(rng, (B, H), dtype)
+@pytest.mark.parametrize("strided", [False, True])
+def test_lstm_cell_and_sequence(monkeypatch, rng, name, dtype, B, T, I, H, strided):
+    only(monkeypatch, "lstm", name)
+    x, h0, c0 = rand(rng, (B, T, I), dtype, strided), rand(rng, (B, H), dtype, strided), rand(rng, (B, H), dtype)
     weights = [rand(rng, s, dtype) for s in ((4 * H, I), (4 * H, H), (4 * H,), (4 * H,))]
     weights[0][0, 0] = 60.0                        # a saturated gate (e^-z overflows in the one-exp form)
     dy, dh, dc = rand(rng, (B, T, H), dtype), rand(rng, (B, H), dtype), rand(rng, (B, H), dtype)
@@ -177,9 +180,62 @@ def test_lstm_cell_and_sequence(monkeypatch, rng, dtype, B, T, I, H):
     def cell():
         h, c, cache = lstm.lstm_cell_forward(x[:, 0], h0, c0, *weights)
         return (h, c) + tuple(lstm.lstm_cell_backward(dh, dc, cache))
+    inputs = [a.copy() for a in (x, h0, c0, dy, dh, dc, *weights)]
     with np.errstate(over="raise"):
-        assert_same(*both(monkeypatch, sequence), dtype, "lstm")
+        assert_same(*both(monkeypatch, sequence), dtype, name)
+        for before, after in zip(inputs, (x, h0, c0, dy, dh, dc, *weights)):
+            np.testing.assert_array_equal(before, after)            # no kernel writes into its inputs
+        assert dispatch.last("lstm").implementation == name
         assert_same(*both(monkeypatch, cell), dtype, "lstm_cell")
+
+
+@NUMBA
+def test_rational_tanh_is_within_four_roundings_of_tanh():
+    from minillm.kernels.cpu import fused_lstm
+    x = np.concatenate([np.linspace(-30, 30, 600001), np.logspace(-30, 1, 2000), -np.logspace(-30, 1, 2000)])
+    x = x.astype(np.float32)
+    exact = np.tanh(x.astype(np.float64))
+    err = np.abs(fused_lstm.rational_tanh(x).astype(np.float64) - exact)
+    assert np.all(err <= 4e-7 * np.maximum(np.abs(exact), 1e-30) + 1e-45), float((err / np.abs(exact).clip(1e-30)).max())
+    assert np.all(np.abs(fused_lstm.rational_tanh(x)) <= 1.0)
+
+
+@NUMBA
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("B,T,V,padding_idx", [(2, 7, 5, None), (3, 9, 11, 2), (1, 40, 13, None)])
+def test_embedding_folded_into_the_lstm(monkeypatch, dtype, B, T, V, padding_idx):
+    """LSTMLM through cpu.embedding_lstm gives the lesson's logits, final state and every gradient."""
+    from minillm import manual_seed
+    from minillm.models import LSTMLM, LSTMConfig
+
+    def run():
+        manual_seed(0)
+        model = LSTMLM(LSTMConfig(vocab_size=V, embed_dim=6, hidden_size=7))
+        model.embedding.padding_idx = padding_idx
+        model = model.double() if dtype == np.float64 else model
+        idx = np.random.default_rng(1).integers(0, V, (B, T))
+        state = [np.random.default_rng(2).standard_normal((1, B, 7)).astype(dtype) for _ in range(2)]
+        logits = model(idx, state)
+        model.zero_grad()
+        model.backward(np.random.default_rng(3).standard_normal(logits.shape).astype(dtype))
+        return [logits, *model.state, *(p.grad for p in model.parameters()), *model.lstm.dstate0]
+    assert_same(*both(monkeypatch, run), dtype, "embedding_lstm")
+    assert dispatch.last("embedding_lstm").implementation == "cpu.embedding_lstm"
+
+
+@NUMBA
+def test_embedding_lstm_declines_what_it_does_not_fold(monkeypatch):
+    from minillm.models import LSTMLM, LSTMConfig
+    monkeypatch.setenv("MINILLM_KERNELS", "auto")
+    idx = np.zeros((2, 8), dtype=np.int64)
+    for config, why in ((LSTMConfig(vocab_size=5, num_layers=2), "num_layers is 2"),
+                        (LSTMConfig(vocab_size=5, dropout=0.1), "dropout on the embeddings"),
+                        (LSTMConfig(vocab_size=16), "vocabulary 16 >= 16 tokens")):
+        model = LSTMLM(config)
+        model(idx)
+        choice = dispatch.last("embedding_lstm")
+        assert choice.implementation == "plain" and why in choice.reason, choice
+        assert model.cache is None                  # the lesson's backward runs next
 
 
 def test_plain_mode_runs_the_lesson_and_says_so(monkeypatch, rng):

@@ -9,7 +9,7 @@ NumPy operation:
 """
 import numpy as np
 
-from .jit import compiled, prange, unavailable
+from .jit import SERIAL_BELOW, compiled, prange, unavailable
 
 
 def accepts(p, grad, m, v):
@@ -22,7 +22,7 @@ def accepts(p, grad, m, v):
     return None
 
 
-@compiled
+@compiled(serial_below=SERIAL_BELOW)
 def _update(p, g, m, v, k):
     b1, b2, c1, c2, lr_bc1, inv_sqrt_bc2, eps, shrink, l2 = k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8]
     for i in prange(p.shape[0]):

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .jit import compiled, prange, unavailable
+from .jit import SERIAL_BELOW, compiled, prange, unavailable
 
 
 class FusedCrossEntropyCache(NamedTuple):
@@ -32,7 +32,7 @@ def accepts(logits, targets, ignore_index, label_smoothing):
     return unavailable(logits=logits)
 
 
-@compiled(sums=True)
+@compiled(sums=True, serial_below=SERIAL_BELOW)
 def _shift_rows(z, y, e, shifted_sum, target_shift):
     """e = z - rowmax z; shifted_sum = rowsum(z - max); target_shift = z_y - max."""
     N, V = z.shape
@@ -49,7 +49,7 @@ def _shift_rows(z, y, e, shifted_sum, target_shift):
         target_shift[i] = z[i, y[i]] - top
 
 
-@compiled(sums=True)
+@compiled(sums=True, serial_below=SERIAL_BELOW)
 def _normalise_rows(e, valid, shifted_sum, target_shift, k, nll):
     """e = exp(z - m) -> p = e / s in place; nll per row (0 where the target is ignored)."""
     N, V = e.shape
@@ -68,7 +68,7 @@ def _normalise_rows(e, valid, shifted_sum, target_shift, k, nll):
             e[i, c] = e[i, c] * inv
 
 
-@compiled
+@compiled(serial_below=SERIAL_BELOW)
 def _gradient_rows(p, y, valid, k, dz):
     """dz = scale (p - keep onehot(y) - smooth) on valid rows, 0 on ignored ones."""
     N, V = p.shape

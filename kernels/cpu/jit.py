@@ -8,9 +8,12 @@
 ``compiled`` is numba.njit with parallel=True (prange loops run on all threads; a serial twin
 runs where threads are already shared out, see _Compiled), nogil=True (a kernel releases the
 GIL, so DataParallel's threads run kernels side by side), cache=True (the machine code is kept in
-__pycache__, so only the first run on a machine compiles) and fastmath off (float32 stays float32 and every operation is rounded as written, so results match the
-lesson's within float32 rounding), except that ``compiled(sums=True)`` may reorder sums. Without Numba, ``compiled`` hands back the Python function
-unchanged, ``unavailable()`` says why, and the dispatch never picks these kernels.
+__pycache__, so only the first run on a machine compiles), error_model="numpy" (x / 0 gives inf
+or nan as NumPy does, instead of a check before every division that keeps the loop from running
+in vector registers) and fastmath off (float32 stays float32 and every operation is rounded as
+written, so results match the lesson's within float32 rounding), except that
+``compiled(sums=True)`` may reorder sums. Without Numba, ``compiled`` hands back the Python
+function unchanged, ``unavailable()`` says why, and the dispatch never picks these kernels.
 """
 import os
 import threading
@@ -34,6 +37,12 @@ except ImportError:                   # the lesson path runs instead; see unavai
     _MISSING = "Numba is not installed (pip install numba)"
 
 
+# Element-wise kernels on fewer values than this run on one thread: on the 2-core machine of
+# docs/benchmarks.md, waking the work queue's threads costs 50-100 us a call, and an Adam update
+# of 262K values or the cross-entropy of 2048 x 256 logits ran faster serially.
+SERIAL_BELOW = 1 << 20
+
+
 class _Compiled:
     """A kernel compiled twice: with prange loops on all threads, and serial (prange as range).
 
@@ -42,16 +51,22 @@ class _Compiled:
     layer may not be entered from two threads at once, and each such thread already has its core.
     """
 
-    def __init__(self, function, fastmath):
+    def __init__(self, function, fastmath, one_thread, serial_below=0):
         self.__doc__, self.__name__ = function.__doc__, function.__name__
-        self.parallel = numba.njit(parallel=True, nogil=True, cache=True, fastmath=fastmath)(function)
+        self.serial_below = serial_below
+        options = dict(nogil=True, cache=True, fastmath=fastmath, error_model="numpy")
+        if one_thread:                # a kernel with no prange loop: one compilation serves both
+            self.parallel = self.serial = numba.njit(**options)(function)
+            return
+        self.parallel = numba.njit(parallel=True, **options)(function)
         twin = types.FunctionType(function.__code__, function.__globals__, function.__name__ + "_serial",
                                   function.__defaults__, function.__closure__)
         twin.__qualname__ = function.__qualname__ + "_serial"        # its own cache file
-        self.serial = numba.njit(nogil=True, cache=True, fastmath=fastmath)(twin)
+        self.serial = numba.njit(**options)(twin)
 
     def __call__(self, *args):
-        return (self.serial if in_shared_thread() else self.parallel)(*args)
+        serial = in_shared_thread() or args[0].size < self.serial_below
+        return (self.serial if serial else self.parallel)(*args)
 
 
 class _State:
@@ -79,17 +94,21 @@ def in_shared_thread():
     return _state.serial > 0 or threading.current_thread() is not threading.main_thread()
 
 
-def compiled(function=None, sums=False):
+def compiled(function=None, sums=False, one_thread=False, serial_below=0):
     """The kernel ``function`` compiled by Numba (parallel and serial), or itself without Numba.
 
     ``@compiled(sums=True)`` lets the compiler reorder the kernel's sums (LLVM's reassoc and nsz
     flags), so a row sum runs in vector registers, as BLAS and NumPy's pairwise sums also reorder
-    them; nothing else changes (no assumption that values are finite)."""
+    them; nothing else changes (no assumption that values are finite).
+    ``@compiled(one_thread=True)`` is for a kernel with no prange loop, whose work is too small
+    to share: waking the other threads costs tens of microseconds on every call.
+    ``@compiled(serial_below=n)`` runs on one thread when the first argument has fewer than n
+    elements, for the same reason."""
     if function is None:
-        return lambda f: compiled(f, sums)
+        return lambda f: compiled(f, sums, one_thread, serial_below)
     if numba is None:
         return function
-    return _Compiled(function, {"reassoc", "nsz"} if sums else False)
+    return _Compiled(function, {"reassoc", "nsz"} if sums else False, one_thread, serial_below)
 
 
 def unavailable(**arrays):

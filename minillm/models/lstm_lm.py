@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .. import backend
+from ..kernels import dispatch
 from ..nn import LSTM, Dropout, Embedding, Linear, Module
 from ..nn.checks import check_sequences, check_token_ids
 from .sampling import check_generate_options, check_sampling_options, sample_next
@@ -48,6 +49,11 @@ class LSTMLM(Module):
         The final (h, c) is kept in self.state, so generation can go on from it."""
         check_token_ids("idx", idx, self.config.vocab_size, "LSTMLM")
         check_sequences("idx", idx, "LSTMLM")
+        kernel = dispatch.find("embedding_lstm", idx, self)
+        if kernel is not None:                      # the engine: the same sums, with E folded into W_ih
+            h, self.state, self.cache = kernel.forward(idx, self, state)
+            return self.fc(self.drop_out(h))
+        self.cache = None
         x = self.drop_in(self.embedding(idx))
         h, self.state = self.lstm(x, state)         # the final (h, c), for generation
         return self.fc(self.drop_out(h))
@@ -55,6 +61,8 @@ class LSTMLM(Module):
     def backward(self, dlogits):
         """dlogits: (B, T, V). Adds every parameter's gradient: fc, then the LSTM through time, then the embedding."""
         dh = self.drop_out.backward(self.fc.backward(dlogits))
+        if self.cache is not None:                  # the engine's forward made it
+            return dispatch.backward("embedding_lstm", dh, self.pop_cache(), self)
         dx = self.lstm.backward(dh)
         self.embedding.backward(self.drop_in.backward(dx))
 

@@ -194,14 +194,9 @@ class LSTM(Module):
         check_backend("input", x, self.weight_ih_l0.data, where)
         xp = backend.get_array_module(x)
         x = x if self.batch_first else x.transpose(1, 0, 2)
-        B, L, H = x.shape[0], self.num_layers, self.hidden_size
-        if state is None:
-            state = (xp.zeros((L, B, H), x.dtype), xp.zeros((L, B, H), x.dtype))
-        elif tuple(state[0].shape) != (L, B, H) or tuple(state[1].shape) != (L, B, H):
-            raise ValueError(f"{where}: state (h0, c0) must each have shape (num_layers, B, H) = {(L, B, H)}, "
-                             f"got {tuple(state[0].shape)} and {tuple(state[1].shape)}")
+        state = self.initial_state(x.shape[0], state, x.dtype, xp)
         caches, h_n, c_n = [], [], []
-        for layer in range(L):
+        for layer in range(self.num_layers):
             if layer > 0:
                 x = self.dropouts[layer - 1](x)
             x, h, c, cache = lstm_forward(x, state[0][layer], state[1][layer],
@@ -212,6 +207,16 @@ class LSTM(Module):
         self.cache = caches
         y = x if self.batch_first else x.transpose(1, 0, 2)
         return y, (xp.stack(h_n), xp.stack(c_n))
+
+    def initial_state(self, B, state, dtype, xp):
+        """The state (h0, c0): (num_layers, B, H) each, zeros if None; a ValueError for other shapes."""
+        L, H = self.num_layers, self.hidden_size
+        if state is None:
+            return xp.zeros((L, B, H), dtype), xp.zeros((L, B, H), dtype)
+        if tuple(state[0].shape) != (L, B, H) or tuple(state[1].shape) != (L, B, H):
+            raise ValueError(f"LSTM(input_size={self.input_size}): state (h0, c0) must each have shape "
+                             f"(num_layers, B, H) = {(L, B, H)}, got {tuple(state[0].shape)} and {tuple(state[1].shape)}")
+        return state
 
     def backward(self, dy, dstate=None):
         """dy: like y; dstate: (dh_n, dc_n) each (num_layers, B, H) or None -> dx like x."""

@@ -1,0 +1,227 @@
+"""An LSTM over a sequence with each step's gate arithmetic as one compiled loop (Numba).
+
+The lesson's loop (minillm/nn/lstm.py) in columns, as cpu/lstm.py: a = W_hh h + (W_ih x + b),
+(4H, B) per step, where the input half for all T steps is one batched matmul before the loop.
+Each step is then one BLAS product and one pass over its H x B cells that computes the four
+gates, the cell update and h' (forward), or the whole step's derivative (backward), reading and
+writing each value once. The pass runs on one thread: a step is too small (8K cells) to pay for
+waking a second one.
+
+Every array a step touches is contiguous and time-major, so the pass is one flat loop the
+compiler runs in vector registers:
+    ax      (T, 4H, B)      W_ih x_t + b for every step
+    hs      (T+1, H, B)     h_0 .. h_T          cs (T+1, H, B)  c_0 .. c_T
+    gates   (T, 4H, B)      i, f, g, o           tanh_c (T, H, B) tanh(c_1) .. tanh(c_T)
+    das     (T, 4H, B)      every step's da; the weight gradients take it in chunks of steps
+In a flat step of H*B cells, cell e's four gates sit at e, HB + e, 2HB + e and 3HB + e.
+
+tanh and sigmoid(z) = (1 + tanh(z/2)) / 2 come from one function, ``tanh``: in float32 a rational
+function x P(u) / Q(u), u = (x/9)^2, fitted to tanh on [-9, 9] and clamped outside (there tanh
+rounds to +-1 in float32) and to [-1, 1], relative error below 4e-7, about three float32 roundings. It is plain
+multiplies and adds, so the compiler runs it 16 lanes at a time; a call to the exp or tanh of the
+C library cannot be vectorised. In float64 it is the exact np.tanh, so the float64 tests compare
+the derivative formulas, not an approximation.
+"""
+from typing import NamedTuple
+
+import numpy as np
+
+from .jit import compiled, numba, unavailable
+from .reductions import sum_rows
+
+CHUNK_STEPS = 16          # steps per chunk of the weight gradients (see column_chunks)
+
+# tanh(x) ~ x P(u) / Q(u), u = (x / 9)^2, |x| <= 9: coefficients of P and Q from u^0 up
+TANH_CLAMP = 9.0
+TANH_P = (0.99999994, 10.46458705, 19.16321796, 4.92515395, -0.55017021, 0.06365465)
+TANH_Q = (1.0, 37.46454706, 155.91057021, 121.22286389)
+
+
+def rational_tanh(x):
+    """The float32 approximation as NumPy code: x P(u) / Q(u), u = (x/9)^2, x clamped to [-9, 9]
+    and the result to [-1, 1]."""
+    x = np.clip(np.asarray(x, np.float32), -TANH_CLAMP, TANH_CLAMP).astype(np.float32)
+    u = x * x * np.float32(1.0 / TANH_CLAMP ** 2)
+    p, q = np.float32(0.0), np.float32(0.0)
+    for c in TANH_P[::-1]:
+        p = p * u + np.float32(c)
+    for c in TANH_Q[::-1]:
+        q = q * u + np.float32(c)
+    return np.clip(x * p / q, -1, 1).astype(np.float32)
+
+
+def tanh(x):
+    """tanh inside the compiled kernels: the rational function for float32, np.tanh for float64."""
+    return np.tanh(x)
+
+
+if numba is not None:
+    _P = np.array(TANH_P, dtype=np.float32)
+    _Q = np.array(TANH_Q, dtype=np.float32)
+    _U = np.float32(1.0 / TANH_CLAMP ** 2)
+    _HI, _LO, _ONE = np.float32(TANH_CLAMP), np.float32(-TANH_CLAMP), np.float32(1.0)
+
+    from numba.extending import overload
+
+    @overload(tanh)
+    def _tanh_for(x):
+        if x != numba.types.float32:
+            return lambda x: np.tanh(x)
+
+        def rational(x):
+            x = _HI if x > _HI else (_LO if x < _LO else x)
+            u = x * x * _U
+            p = ((((_P[5] * u + _P[4]) * u + _P[3]) * u + _P[2]) * u + _P[1]) * u + _P[0]
+            q = ((_Q[3] * u + _Q[2]) * u + _Q[1]) * u + _Q[0]
+            r = x * p / q
+            return _ONE if r > _ONE else (-_ONE if r < -_ONE else r)
+        return rational
+
+
+class FusedLSTMCache(NamedTuple):
+    x_tm: np.ndarray        # (T*B, I) the input, rows in (t, b) order
+    w_ih: np.ndarray
+    w_hh: np.ndarray
+    hs: np.ndarray          # (T+1, H, B)
+    cs: np.ndarray          # (T+1, H, B)
+    gates: np.ndarray       # (T, 4H, B)
+    tanh_c: np.ndarray      # (T, H, B)
+
+    def backward(self, dy, dh_T, dc_T):
+        return backward(dy, dh_T, dc_T, self)
+
+
+def accepts(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+    """None for NumPy float arrays of one dtype, with Numba installed."""
+    return unavailable(x=x, h0=h0, c0=c0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh)
+
+
+@compiled(one_thread=True)
+def _step_forward(a, ax, c, k, gates, c_next, tanh_c, h_next):
+    """One step on flat (4H*B) a = W_hh h and ax = W_ih x + b, and flat (H*B) c; k = [1/2, 1].
+
+    i, f, o = (1 + tanh(z/2)) / 2,  g = tanh(z),  c' = f c + i g,  h' = o tanh(c')
+    """
+    n = c.shape[0]
+    half = k[0]
+    for e in range(n):
+        i = half + half * tanh(half * (a[e] + ax[e]))
+        f = half + half * tanh(half * (a[n + e] + ax[n + e]))
+        g = tanh(a[2 * n + e] + ax[2 * n + e])
+        o = half + half * tanh(half * (a[3 * n + e] + ax[3 * n + e]))
+        cn = f * c[e] + i * g
+        tc = tanh(cn)
+        gates[e], gates[n + e], gates[2 * n + e], gates[3 * n + e] = i, f, g, o
+        c_next[e] = cn
+        tanh_c[e] = tc
+        h_next[e] = o * tc
+
+
+@compiled(one_thread=True)
+def _step_backward(dh_rec, dy, t, dc, gates, c, tanh_c, k, dh, da):
+    """Step t backward. dh = dh_rec + dy[:, t]^T (flat H*B) is the gradient of h'; dc (H*B) that of
+    c', which becomes that of c. gates (4H*B) and c, tanh_c (H*B) are the step's, flat. Writes da
+    (4H*B). k = [1/2, 1].
+
+    dc' = dc + dh o (1 - tanh(c')^2);  da_i = dc' g i (1 - i),  da_f = dc' c f (1 - f),
+    da_g = dc' i (1 - g^2),  da_o = dh tanh(c') o (1 - o);  dc = dc' f
+    """
+    B, H = dy.shape[0], dy.shape[2]
+    n, one = H * B, k[1]
+    for b in range(B):                       # dy[b, t, :] is contiguous: read it in that order
+        for j in range(H):
+            dh[j * B + b] = dh_rec[j * B + b] + dy[b, t, j]
+    for e in range(n):
+        i, f, g, o = gates[e], gates[n + e], gates[2 * n + e], gates[3 * n + e]
+        tc, d = tanh_c[e], dh[e]
+        dct = dc[e] + d * o * (one - tc * tc)
+        da[e] = dct * g * i * (one - i)
+        da[n + e] = dct * c[e] * f * (one - f)
+        da[2 * n + e] = dct * i * (one - g * g)
+        da[3 * n + e] = d * tc * o * (one - o)
+        dc[e] = dct * f
+
+
+def recurrence(ax, h0, c0, w_hh):
+    """The loop over steps, given ax = W_ih x + b: (T, 4H, B) and h0, c0: (B, H).
+
+    Returns y (B, T, H) and the step arrays hs, cs (T+1, H, B), gates (T, 4H, B), tanh_c (T, H, B).
+    """
+    T, B, H = ax.shape[0], ax.shape[2], h0.shape[1]
+    dt = ax.dtype
+    k = np.array([0.5, 1.0], dtype=dt)
+    hs, cs = np.empty((T + 1, H, B), dtype=dt), np.empty((T + 1, H, B), dtype=dt)
+    hs[0], cs[0] = h0.T, c0.T
+    gates, tanh_c = np.empty((T, 4 * H, B), dtype=dt), np.empty((T, H, B), dtype=dt)
+    y, a = np.empty((B, T, H), dtype=dt), np.empty((4 * H, B), dtype=dt)
+    flat = a.reshape(-1)
+    for t in range(T):
+        np.matmul(w_hh, hs[t], out=a)
+        _step_forward(flat, ax[t].reshape(-1), cs[t].reshape(-1), k, gates[t].reshape(-1),
+                      cs[t + 1].reshape(-1), tanh_c[t].reshape(-1), hs[t + 1].reshape(-1))
+        y[:, t] = hs[t + 1].T
+    return y, hs, cs, gates, tanh_c
+
+
+def backprop(dy, dh_T, dc_T, w_hh, cs, gates, tanh_c):
+    """The loop over steps backward: dy (B, T, H), dh_T, dc_T (B, H) -> das (T, 4H, B), dh0, dc0 (B, H)."""
+    T, H, B = tanh_c.shape
+    dt = gates.dtype
+    k = np.array([0.5, 1.0], dtype=dt)
+    dy = np.ascontiguousarray(dy, dtype=dt)
+    w_hhT = np.ascontiguousarray(w_hh.T)                              # (H, 4H): the product below runs faster
+    dh_rec, dh = np.array(dh_T.T, dtype=dt, order="C"), np.empty((H, B), dtype=dt)   # a copy: written below
+    dc = np.array(dc_T.T, dtype=dt, order="C")
+    das = np.empty((T, 4 * H, B), dtype=dt)
+    for t in reversed(range(T)):
+        _step_backward(dh_rec.reshape(-1), dy, t, dc.reshape(-1), gates[t].reshape(-1), cs[t].reshape(-1),
+                       tanh_c[t].reshape(-1), k, dh.reshape(-1), das[t].reshape(-1))
+        np.matmul(w_hhT, das[t], out=dh_rec)                          # dh_{t-1} = W_hh^T da
+    return das, np.ascontiguousarray(dh_rec.T), np.ascontiguousarray(dc.T)
+
+
+def column_chunks(das, hs, steps=CHUNK_STEPS):
+    """The weight gradients sum over steps and batch. Over ``steps`` steps at a time, yield
+    (t0, t1, da, h): da (4H, n) and h_{t0} .. h_{t1-1} as h (H, n), n = (t1 - t0) B columns in
+    (t, b) order, so that each sum is a few wide products (dW_hh += da h^T). A chunk stays in the
+    cache while it is copied and multiplied, where one (4H, T*B) copy would not."""
+    T, H4, B = das.shape
+    H = hs.shape[1]
+    da_buf, h_buf = np.empty((H4, steps, B), dtype=das.dtype), np.empty((H, steps, B), dtype=das.dtype)
+    for t0 in range(0, T, steps):
+        t1 = min(t0 + steps, T)
+        da, h = da_buf[:, :t1 - t0], h_buf[:, :t1 - t0]
+        np.copyto(da, das[t0:t1].transpose(1, 0, 2))
+        np.copyto(h, hs[t0:t1].transpose(1, 0, 2))
+        yield t0, t1, da.reshape(H4, -1), h.reshape(H, -1)
+
+
+def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+    """x: (B, T, I), h0, c0: (B, H) -> y: (B, T, H), h_T, c_T: (B, H), cache."""
+    B, T, I = x.shape
+    x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))                   # (T, B, I)
+    ax = np.matmul(w_ih, x_tm.transpose(0, 2, 1))                      # (T, 4H, B): one product per step
+    ax += (b_ih + b_hh)[:, None]
+    y, hs, cs, gates, tanh_c = recurrence(ax, h0, c0, w_hh)
+    cache = FusedLSTMCache(x_tm.reshape(T * B, I), w_ih, w_hh, hs, cs, gates, tanh_c)
+    return y, np.ascontiguousarray(hs[T].T), np.ascontiguousarray(cs[T].T), cache
+
+
+def backward(dy, dh_T, dc_T, cache):
+    """BPTT. dy: (B, T, H), dh_T, dc_T: (B, H) -> dx (B, T, I), dh0, dc0 (B, H), dw_ih, dw_hh, db_ih, db_hh.
+
+    a = W_ih x + W_hh h + b  =>  dx = W_ih^T da,  dW_ih = sum da x^T,  dW_hh = sum da h^T,  db = sum da
+    """
+    x_tm, w_ih, w_hh, hs, cs, gates, tanh_c = cache
+    T, H, B = tanh_c.shape
+    das, dh0, dc0 = backprop(dy, dh_T, dc_T, w_hh, cs, gates, tanh_c)
+    dx_tm = np.empty((T * B, x_tm.shape[1]), dtype=das.dtype)
+    dw_ih, dw_hh, db = np.zeros_like(w_ih), np.zeros_like(w_hh), np.zeros(4 * H, dtype=das.dtype)
+    for t0, t1, da, h in column_chunks(das, hs):
+        rows = slice(t0 * B, t1 * B)
+        np.matmul(da.T, w_ih, out=dx_tm[rows])
+        dw_ih += da @ x_tm[rows]
+        dw_hh += da @ h.T
+        db += sum_rows(da)[:, 0]
+    dx = np.ascontiguousarray(dx_tm.reshape(T, B, -1).transpose(1, 0, 2))
+    return dx, dh0, dc0, dw_ih, dw_hh, db, db.copy()
