@@ -287,6 +287,21 @@ def test_serial_twin_of_a_compiled_kernel_gives_the_same_numbers(rng):
 
 
 @NUMBA
+def test_serial_below_runs_small_inputs_on_one_thread(monkeypatch):
+    """compiled(serial_below=n): the serial twin for inputs under n elements, the parallel one from n."""
+    from minillm.kernels.cpu import fused_adam
+    kernel, calls = fused_adam._update, []
+    for which in ("serial", "parallel"):
+        original = getattr(kernel, which)
+        monkeypatch.setattr(kernel, which, lambda *a, _f=original, _w=which: calls.append(_w) or _f(*a))
+    for n in (kernel.serial_below - 1, kernel.serial_below):
+        p, g, m, v = (np.ones(n, np.float32) for _ in range(4))
+        fused_adam.update(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, 0.1, 0.001, 1.0, 0.0)
+    assert calls == ["serial", "parallel"]
+    assert kernel.serial_below == jit.SERIAL_BELOW
+
+
+@NUMBA
 @pytest.mark.parametrize("causal", [False, True])
 def test_flash_attention_on_a_long_sequence_with_its_own_tiles(monkeypatch, rng, causal):
     """T = 300 with the default tiles (several query and key tiles, a ragged last one), split over threads."""

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import numpy_float
 from .fused_lstm import backprop, column_chunks, recurrence
-from .jit import compiled, prange, unavailable
+from .jit import compiled, unavailable
 from .reductions import sum_rows
 
 
@@ -56,19 +56,21 @@ def accepts(idx, model):
     return None
 
 
-@compiled
+@compiled(one_thread=True)
 def _gather(p, ids, ax):
-    """ax[t, :, b] = p[:, ids[t, b]]: p (4H, V), ids (T, B) -> ax (T, 4H, B)."""
-    for t in prange(ids.shape[0]):
+    """ax[t, :, b] = p[:, ids[t, b]]: p (4H, V), ids (T, B) -> ax (T, 4H, B). One thread: about a
+    millisecond of loads and stores, which waking a second thread did not shorten."""
+    for t in range(ids.shape[0]):
         for r in range(p.shape[0]):
             for b in range(ids.shape[1]):
                 ax[t, r, b] = p[r, ids[t, b]]
 
 
-@compiled
+@compiled(one_thread=True)
 def _add_by_id(da, ids, d):
-    """d[:, v] += the sum of da's columns j with ids[j] == v: da (4H, N), ids (N,), d (4H, V)."""
-    for r in prange(da.shape[0]):
+    """d[:, v] += the sum of da's columns j with ids[j] == v: da (4H, N), ids (N,), d (4H, V).
+    One thread, as _gather."""
+    for r in range(da.shape[0]):
         for j in range(da.shape[1]):
             d[r, ids[j]] += da[r, j]
 

@@ -19,7 +19,7 @@ import numpy as np
 from minillm.nn.activations import GELU_CUBIC, INV_SQRT_2, INV_SQRT_2PI, SQRT_2_OVER_PI
 from minillm.nn.special import ERFC_COEFFS
 
-from .jit import compiled, prange, unavailable
+from .jit import SERIAL_BELOW, compiled, prange, unavailable
 
 
 class FusedGELUCache(NamedTuple):
@@ -43,7 +43,7 @@ def _constants(dtype):
                     dtype=dtype)
 
 
-@compiled
+@compiled(serial_below=SERIAL_BELOW)
 def _minus_2u(x, k, e):
     """e = -2u = -2 sqrt(2/pi) (x + 0.044715 x^3)."""
     for i in prange(x.shape[0]):
@@ -51,7 +51,7 @@ def _minus_2u(x, k, e):
         e[i] = -k[7] * k[0] * (v + k[1] * v * v * v)
 
 
-@compiled
+@compiled(serial_below=SERIAL_BELOW)
 def _tanh_finish(x, k, e, out):
     """e = exp(-2u) -> s = sigmoid(2u) = (1 + tanh u) / 2 in place; out = x s."""
     for i in prange(x.shape[0]):
@@ -60,7 +60,7 @@ def _tanh_finish(x, k, e, out):
         out[i] = x[i] * s
 
 
-@compiled
+@compiled(serial_below=SERIAL_BELOW)
 def _tanh_backward(x, s, dout, k, dx):
     """dx = dout (s + x s (1 - s) 2 du/dx), s = sigmoid(2u), 2 du/dx = 2 sqrt(2/pi) (1 + 3 * 0.044715 x^2)."""
     for i in prange(x.shape[0]):
@@ -69,7 +69,7 @@ def _tanh_backward(x, s, dout, k, dx):
         dx[i] = dout[i] * (si + v * si * (k[3] - si) * du2)
 
 
-@compiled
+@compiled(serial_below=SERIAL_BELOW)
 def _erf_forward32(x, k, coef, out, phi):
     last = coef.shape[0] - 1
     for i in prange(x.shape[0]):
@@ -86,14 +86,14 @@ def _erf_forward32(x, k, coef, out, phi):
         out[i] = x[i] * phi[i]
 
 
-@compiled
+@compiled(serial_below=SERIAL_BELOW)
 def _erf_forward64(x, k, out, phi):
     for i in prange(x.shape[0]):
         phi[i] = k[2] * math.erfc(-x[i] * k[5])
         out[i] = x[i] * phi[i]
 
 
-@compiled
+@compiled(serial_below=SERIAL_BELOW)
 def _erf_backward(x, phi, dout, k, dx):
     for i in prange(x.shape[0]):
         v = x[i]

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .jit import compiled, prange, threads, unavailable
+from .jit import SERIAL_BELOW, compiled, prange, threads, unavailable
 
 
 class FusedLayerNormCache(NamedTuple):
@@ -37,7 +37,7 @@ def accepts(x, weight, bias, eps):
 
 # Numba types int / float32 as float64 (NumPy's rules), so every constant arrives as an argument
 # of the arrays' dtype (inv_c = 1 / C, one = 1): float32 rows are computed in float32 throughout.
-@compiled(sums=True)
+@compiled(sums=True, serial_below=SERIAL_BELOW)
 def _forward_rows(x, weight, bias, eps, inv_c, one, out, xhat, rstd):
     N, C = x.shape
     for i in prange(N):
@@ -61,7 +61,7 @@ def _forward_rows(x, weight, bias, eps, inv_c, one, out, xhat, rstd):
             out[i, c] = h * weight[c] + bias[c]
 
 
-@compiled(sums=True)
+@compiled(sums=True, serial_below=SERIAL_BELOW)
 def _backward_rows(dout, xhat, rstd, weight, inv_c, dx, dweight_parts, dbias_parts):
     N, C = dout.shape
     parts = dweight_parts.shape[0]
