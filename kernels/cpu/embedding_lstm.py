@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import numpy_float
-from .fused_lstm import backprop, column_chunks, recurrence
+from .fused_lstm import backprop, recurrence
 from .jit import compiled, unavailable
 from .reductions import sum_rows
 
@@ -102,12 +102,13 @@ def backward(dy, cache, model):
     ids, weight, w_ih, w_hh, hs, cs, gates, tanh_c = cache
     B = dy.shape[0]
     zeros = np.zeros((B, w_hh.shape[1]), dtype=dy.dtype)
-    das, dh0, dc0 = backprop(dy, zeros, zeros, w_hh, cs, gates, tanh_c)
     d, dw_hh = np.zeros((w_hh.shape[0], weight.shape[0]), dtype=dy.dtype), np.zeros_like(w_hh)
     flat_ids = ids.reshape(-1)                                      # (t, b) order, as da's columns
-    for t0, t1, da, h in column_chunks(das, hs):
+
+    def on_chunk(t0, t1, da, h):
         _add_by_id(da, flat_ids[t0 * B:t1 * B], d)                 # D: (4H, V)
-        dw_hh += da @ h.T
+        dw_hh[...] += da @ h.T
+    dh0, dc0 = backprop(dy, zeros, zeros, w_hh, hs, cs, gates, tanh_c, on_chunk)
     dweight = d.T @ w_ih
     if model.embedding.padding_idx is not None:
         dweight[model.embedding.padding_idx] = 0                    # as the lesson's embedding_backward

@@ -12,7 +12,7 @@ compiler runs in vector registers:
     ax      (T, 4H, B)      W_ih x_t + b for every step
     hs      (T+1, H, B)     h_0 .. h_T          cs (T+1, H, B)  c_0 .. c_T
     gates   (T, 4H, B)      i, f, g, o           tanh_c (T, H, B) tanh(c_1) .. tanh(c_T)
-    das     (T, 4H, B)      every step's da; the weight gradients take it in chunks of steps
+    das     (16, 4H, B)     the da of the last steps; the weight gradients take them 16 steps at a time
 In a flat step of H*B cells, cell e's four gates sit at e, HB + e, 2HB + e and 3HB + e.
 
 tanh and sigmoid(z) = (1 + tanh(z/2)) / 2 come from one function, ``tanh``: in float32 a rational
@@ -163,8 +163,14 @@ def recurrence(ax, h0, c0, w_hh):
     return y, hs, cs, gates, tanh_c
 
 
-def backprop(dy, dh_T, dc_T, w_hh, cs, gates, tanh_c):
-    """The loop over steps backward: dy (B, T, H), dh_T, dc_T (B, H) -> das (T, 4H, B), dh0, dc0 (B, H)."""
+def backprop(dy, dh_T, dc_T, w_hh, hs, cs, gates, tanh_c, on_chunk, steps=CHUNK_STEPS):
+    """The loop over steps backward: dy (B, T, H), dh_T, dc_T (B, H) -> dh0, dc0 (B, H).
+
+    The weight gradients sum over steps and batch. Each time ``steps`` steps (t0 .. t1-1) are
+    done, ``on_chunk(t0, t1, da, h)`` gets their da as (4H, n) and h_{t0} .. h_{t1-1} as (H, n),
+    n = (t1 - t0) B columns in (t, b) order, so that each sum is a few wide products
+    (dW_hh += da h^T) on data still in the cache.
+    """
     T, H, B = tanh_c.shape
     dt = gates.dtype
     k = np.array([0.5, 1.0], dtype=dt)
@@ -172,28 +178,20 @@ def backprop(dy, dh_T, dc_T, w_hh, cs, gates, tanh_c):
     w_hhT = np.ascontiguousarray(w_hh.T)                              # (H, 4H): the product below runs faster
     dh_rec, dh = np.array(dh_T.T, dtype=dt, order="C"), np.empty((H, B), dtype=dt)   # a copy: written below
     dc = np.array(dc_T.T, dtype=dt, order="C")
-    das = np.empty((T, 4 * H, B), dtype=dt)
+    das = np.empty((steps, 4 * H, B), dtype=dt)                       # the current chunk's steps
+    da_cols, h_cols = np.empty((4 * H, steps, B), dtype=dt), np.empty((H, steps, B), dtype=dt)
     for t in reversed(range(T)):
+        da = das[t % steps]
         _step_backward(dh_rec.reshape(-1), dy, t, dc.reshape(-1), gates[t].reshape(-1), cs[t].reshape(-1),
-                       tanh_c[t].reshape(-1), k, dh.reshape(-1), das[t].reshape(-1))
-        np.matmul(w_hhT, das[t], out=dh_rec)                          # dh_{t-1} = W_hh^T da
-    return das, np.ascontiguousarray(dh_rec.T), np.ascontiguousarray(dc.T)
-
-
-def column_chunks(das, hs, steps=CHUNK_STEPS):
-    """The weight gradients sum over steps and batch. Over ``steps`` steps at a time, yield
-    (t0, t1, da, h): da (4H, n) and h_{t0} .. h_{t1-1} as h (H, n), n = (t1 - t0) B columns in
-    (t, b) order, so that each sum is a few wide products (dW_hh += da h^T). A chunk stays in the
-    cache while it is copied and multiplied, where one (4H, T*B) copy would not."""
-    T, H4, B = das.shape
-    H = hs.shape[1]
-    da_buf, h_buf = np.empty((H4, steps, B), dtype=das.dtype), np.empty((H, steps, B), dtype=das.dtype)
-    for t0 in range(0, T, steps):
-        t1 = min(t0 + steps, T)
-        da, h = da_buf[:, :t1 - t0], h_buf[:, :t1 - t0]
-        np.copyto(da, das[t0:t1].transpose(1, 0, 2))
-        np.copyto(h, hs[t0:t1].transpose(1, 0, 2))
-        yield t0, t1, da.reshape(H4, -1), h.reshape(H, -1)
+                       tanh_c[t].reshape(-1), k, dh.reshape(-1), da.reshape(-1))
+        np.matmul(w_hhT, da, out=dh_rec)                              # dh_{t-1} = W_hh^T da
+        if t % steps == 0:                                            # steps t .. t1-1 are done
+            t1 = min(t + steps, T)
+            da_chunk, h_chunk = da_cols[:, :t1 - t], h_cols[:, :t1 - t]
+            np.copyto(da_chunk, das[:t1 - t].transpose(1, 0, 2))      # moving rows of B values
+            np.copyto(h_chunk, hs[t:t1].transpose(1, 0, 2))
+            on_chunk(t, t1, da_chunk.reshape(4 * H, -1), h_chunk.reshape(H, -1))
+    return np.ascontiguousarray(dh_rec.T), np.ascontiguousarray(dc.T)
 
 
 def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
@@ -214,14 +212,15 @@ def backward(dy, dh_T, dc_T, cache):
     """
     x_tm, w_ih, w_hh, hs, cs, gates, tanh_c = cache
     T, H, B = tanh_c.shape
-    das, dh0, dc0 = backprop(dy, dh_T, dc_T, w_hh, cs, gates, tanh_c)
-    dx_tm = np.empty((T * B, x_tm.shape[1]), dtype=das.dtype)
-    dw_ih, dw_hh, db = np.zeros_like(w_ih), np.zeros_like(w_hh), np.zeros(4 * H, dtype=das.dtype)
-    for t0, t1, da, h in column_chunks(das, hs):
+    dx_tm = np.empty((T * B, x_tm.shape[1]), dtype=w_ih.dtype)
+    dw_ih, dw_hh, db = np.zeros_like(w_ih), np.zeros_like(w_hh), np.zeros(4 * H, dtype=w_ih.dtype)
+
+    def on_chunk(t0, t1, da, h):
         rows = slice(t0 * B, t1 * B)
         np.matmul(da.T, w_ih, out=dx_tm[rows])
-        dw_ih += da @ x_tm[rows]
-        dw_hh += da @ h.T
-        db += sum_rows(da)[:, 0]
+        dw_ih[...] += da @ x_tm[rows]
+        dw_hh[...] += da @ h.T
+        db[...] += sum_rows(da)[:, 0]
+    dh0, dc0 = backprop(dy, dh_T, dc_T, w_hh, hs, cs, gates, tanh_c, on_chunk)
     dx = np.ascontiguousarray(dx_tm.reshape(T, B, -1).transpose(1, 0, 2))
     return dx, dh0, dc0, dw_ih, dw_hh, db, db.copy()
