@@ -90,9 +90,7 @@ def forward(idx, model, state=None):
     p = w_ih @ weight.T                                             # (4H, V): W_ih times every row of E
     p += (lstm.bias_ih_l0.data + lstm.bias_hh_l0.data)[:, None]
     ids = np.ascontiguousarray(idx.T)                               # (T, B)
-    ax = np.empty((T, p.shape[0], B), dtype=p.dtype)
-    _gather(p, ids, ax)
-    y, hs, cs, gates, tanh_c = recurrence(ax, h0, c0, w_hh)
+    y, hs, cs, gates, tanh_c = recurrence(lambda t0, t1, ax: _gather(p, ids[t0:t1], ax), T, h0, c0, w_hh)
     state = (hs[T].T[None].copy(), cs[T].T[None].copy())
     return y, state, EmbeddingLSTMCache(ids, weight, w_ih, w_hh, hs, cs, gates, tanh_c)
 

@@ -1,7 +1,7 @@
 """An LSTM over a sequence with each step's gate arithmetic as one compiled loop (Numba).
 
 The lesson's loop (minillm/nn/lstm.py) in columns, as cpu/lstm.py: a = W_hh h + (W_ih x + b),
-(4H, B) per step, where the input half for all T steps is one batched matmul before the loop.
+(4H, B) per step, where the input half is one batched matmul for 16 steps at a time.
 Each step is then one BLAS product and one pass over its H x B cells that computes the four
 gates, the cell update and h' (forward), or the whole step's derivative (backward), reading and
 writing each value once. The pass runs on one thread: a step is too small (8K cells) to pay for
@@ -9,7 +9,7 @@ waking a second one.
 
 Every array a step touches is contiguous and time-major, so the pass is one flat loop the
 compiler runs in vector registers:
-    ax      (T, 4H, B)      W_ih x_t + b for every step
+    ax      (16, 4H, B)     W_ih x_t + b, made 16 steps at a time
     hs      (T+1, H, B)     h_0 .. h_T          cs (T+1, H, B)  c_0 .. c_T
     gates   (T, 4H, B)      i, f, g, o           tanh_c (T, H, B) tanh(c_1) .. tanh(c_T)
     das     (16, 4H, B)     the da of the last steps; the weight gradients take them 16 steps at a time
@@ -29,7 +29,7 @@ import numpy as np
 from .jit import compiled, numba, unavailable
 from .reductions import sum_rows
 
-CHUNK_STEPS = 16          # steps per chunk of the weight gradients (see column_chunks)
+CHUNK_STEPS = 16          # steps per chunk of the input products and weight gradients
 
 # tanh(x) ~ x P(u) / Q(u), u = (x / 9)^2, |x| <= 9: coefficients of P and Q from u^0 up
 TANH_CLAMP = 9.0
@@ -142,22 +142,26 @@ def _step_backward(dh_rec, dy, t, dc, gates, c, tanh_c, k, dh, da):
         dc[e] = dct * f
 
 
-def recurrence(ax, h0, c0, w_hh):
-    """The loop over steps, given ax = W_ih x + b: (T, 4H, B) and h0, c0: (B, H).
+def recurrence(inputs, T, h0, c0, w_hh, steps=CHUNK_STEPS):
+    """The loop over T steps from h0, c0: (B, H). ``inputs(t0, t1, ax)`` writes the input half
+    W_ih x_t + b of steps t0 .. t1-1 into ax[:t1 - t0], (4H, B) each, ``steps`` steps ahead of use.
 
     Returns y (B, T, H) and the step arrays hs, cs (T+1, H, B), gates (T, 4H, B), tanh_c (T, H, B).
     """
-    T, B, H = ax.shape[0], ax.shape[2], h0.shape[1]
-    dt = ax.dtype
+    B, H = h0.shape
+    dt = w_hh.dtype
     k = np.array([0.5, 1.0], dtype=dt)
     hs, cs = np.empty((T + 1, H, B), dtype=dt), np.empty((T + 1, H, B), dtype=dt)
     hs[0], cs[0] = h0.T, c0.T
     gates, tanh_c = np.empty((T, 4 * H, B), dtype=dt), np.empty((T, H, B), dtype=dt)
     y, a = np.empty((B, T, H), dtype=dt), np.empty((4 * H, B), dtype=dt)
+    ax = np.empty((steps, 4 * H, B), dtype=dt)                        # the input halves of the next steps
     flat = a.reshape(-1)
     for t in range(T):
+        if t % steps == 0:
+            inputs(t, min(t + steps, T), ax)
         np.matmul(w_hh, hs[t], out=a)
-        _step_forward(flat, ax[t].reshape(-1), cs[t].reshape(-1), k, gates[t].reshape(-1),
+        _step_forward(flat, ax[t % steps].reshape(-1), cs[t].reshape(-1), k, gates[t].reshape(-1),
                       cs[t + 1].reshape(-1), tanh_c[t].reshape(-1), hs[t + 1].reshape(-1))
         y[:, t] = hs[t + 1].T
     return y, hs, cs, gates, tanh_c
@@ -198,9 +202,12 @@ def forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
     """x: (B, T, I), h0, c0: (B, H) -> y: (B, T, H), h_T, c_T: (B, H), cache."""
     B, T, I = x.shape
     x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))                   # (T, B, I)
-    ax = np.matmul(w_ih, x_tm.transpose(0, 2, 1))                      # (T, 4H, B): one product per step
-    ax += (b_ih + b_hh)[:, None]
-    y, hs, cs, gates, tanh_c = recurrence(ax, h0, c0, w_hh)
+    bias = (b_ih + b_hh)[:, None]
+
+    def inputs(t0, t1, ax):                                            # one product per step
+        np.matmul(w_ih, x_tm[t0:t1].transpose(0, 2, 1), out=ax[:t1 - t0])
+        ax[:t1 - t0] += bias
+    y, hs, cs, gates, tanh_c = recurrence(inputs, T, h0, c0, w_hh)
     cache = FusedLSTMCache(x_tm.reshape(T * B, I), w_ih, w_hh, hs, cs, gates, tanh_c)
     return y, np.ascontiguousarray(hs[T].T), np.ascontiguousarray(cs[T].T), cache
 
