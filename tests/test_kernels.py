@@ -224,6 +224,20 @@ def test_embedding_folded_into_the_lstm(monkeypatch, dtype, B, T, V, padding_idx
 
 
 @NUMBA
+def test_embedding_folded_into_the_lstm_passes_a_gradient_check(monkeypatch):
+    """Finite differences of the loss in float64 against the folded backward (D E, D^T W_ih, ...)."""
+    from minillm.gradcheck import check_module
+    from minillm.models import LSTMLM, LSTMConfig
+    monkeypatch.setenv("MINILLM_KERNELS", "auto")
+    model = LSTMLM(LSTMConfig(vocab_size=7, embed_dim=4, hidden_size=5)).double()
+    idx = np.random.default_rng(0).integers(0, 7, (2, 6))
+    errors = check_module(model, idx, backward=lambda m, d: (m.backward(d[0]),), max_entries=40)
+    assert dispatch.last("embedding_lstm").implementation == "cpu.embedding_lstm"
+    assert set(errors) >= {"embedding.weight", "lstm.weight_ih_l0", "lstm.bias_hh_l0"}, errors
+    assert all(err <= TOLERANCE for err in errors.values()), errors
+
+
+@NUMBA
 def test_embedding_lstm_declines_what_it_does_not_fold(monkeypatch):
     from minillm.models import LSTMLM, LSTMConfig
     monkeypatch.setenv("MINILLM_KERNELS", "auto")
