@@ -12,15 +12,15 @@ compiler runs in vector registers:
     ax      (16, 4H, B)     W_ih x_t + b, made 16 steps at a time
     hs      (T+1, H, B)     h_0 .. h_T          cs (T+1, H, B)  c_0 .. c_T
     gates   (T, 4H, B)      i, f, g, o           tanh_c (T, H, B) tanh(c_1) .. tanh(c_T)
-    das     (16, 4H, B)     the da of the last steps; the weight gradients take them 16 steps at a time
+    das     (16, 4H, B)     the da of the last 16 steps, taken by the weight gradients together
 In a flat step of H*B cells, cell e's four gates sit at e, HB + e, 2HB + e and 3HB + e.
 
 tanh and sigmoid(z) = (1 + tanh(z/2)) / 2 come from one function, ``tanh``: in float32 a rational
 function x P(u) / Q(u), u = (x/9)^2, fitted to tanh on [-9, 9] and clamped outside (there tanh
-rounds to +-1 in float32) and to [-1, 1], relative error below 4e-7, about three float32 roundings. It is plain
-multiplies and adds, so the compiler runs it 16 lanes at a time; a call to the exp or tanh of the
-C library cannot be vectorised. In float64 it is the exact np.tanh, so the float64 tests compare
-the derivative formulas, not an approximation.
+rounds to +-1 in float32) and to [-1, 1]; its relative error is below 4e-7, about three float32
+roundings. It is plain multiplies and adds, so the compiler runs it 16 lanes at a time; a call to
+the exp or tanh of the C library cannot be vectorised. In float64 it is the exact np.tanh, so the
+float64 tests compare the derivative formulas, not an approximation.
 """
 from typing import NamedTuple
 
