@@ -122,6 +122,9 @@ class World:
         if self.size > 1:
             sys.stdout.flush()
             sys.stderr.flush()
+            # mpiexec forwards a rank's output through a pipe; Abort can kill the job before the
+            # launcher has read the last lines, and the reason would be lost. Give it a moment.
+            time.sleep(0.5)
             self.comm.Abort(code)
 
     # ------------------------------------------------------------------ gradients
