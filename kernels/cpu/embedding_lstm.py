@@ -74,18 +74,12 @@ def _add_by_id(da, ids, d):
             d[r, ids[j]] += da[r, j]
 
 
-def _initial_state(model, B, state, dt):
-    """(h0, c0): (B, H) each, from the model's state (1, B, H) or zeros; checked as LSTM.forward does."""
-    h0, c0 = model.lstm.initial_state(B, state, dt, np)
-    return h0[0], c0[0]
-
-
 def forward(idx, model, state=None):
     """idx: (B, T) -> h: (B, T, H), (h_n, c_n): (1, B, H) each, cache."""
     weight, lstm = model.embedding.weight.data, model.lstm
     w_ih, w_hh = lstm.weight_ih_l0.data, lstm.weight_hh_l0.data
     B, T = idx.shape
-    h0, c0 = _initial_state(model, B, state, weight.dtype)
+    h0, c0 = (s[0] for s in lstm.initial_state(B, state, weight.dtype, np))   # (1, B, H) -> (B, H), checked
     p = w_ih @ weight.T                                             # (4H, V): W_ih times every row of E
     p += (lstm.bias_ih_l0.data + lstm.bias_hh_l0.data)[:, None]
     ids = np.ascontiguousarray(idx.T)                               # (T, B)
