@@ -3,11 +3,11 @@
     python benchmarks/compile_time.py
 
 Runs one GPT training step (float32, the shapes of `minillm train`), one long-sequence attention
-call and one LSTM LM training step (the article's sizes) in a fresh process twice, both with an empty NUMBA_CACHE_DIR made for the run:
-the first process compiles every kernel it meets and writes the cache, the second loads it. The
-difference between a process's first step and its second is the compile (or load) time. Numba
-keeps its cache in the package's __pycache__ by default; a temporary folder keeps this
-measurement from touching it.
+call and one LSTM LM training step (the article's sizes) in a fresh process twice, both with an
+empty NUMBA_CACHE_DIR made for the run: the first process compiles every kernel it meets and
+writes the cache, the second loads it. The difference between a process's first step and its
+second is the compile (or load) time. Numba keeps its cache in the package's __pycache__ by
+default; a temporary folder keeps this measurement from touching it.
 """
 import json
 import os
@@ -66,8 +66,8 @@ def main():
             out = subprocess.run([sys.executable, __file__, "--child"], capture_output=True, text=True, env=env)
             r = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"{label:<22} first GPT step {r['first']:6.2f} s, second {r['second']:5.2f} s "
-                  f"(compile or load: {r['first'] - r['second']:5.2f} s); first long attention {r['attention']:5.2f} s; "
-                  f"first LSTM LM step {r['lstm_first']:5.2f} s, second {r['lstm_second']:5.2f} s")
+                  f"(compile or load: {r['first'] - r['second']:5.2f} s); "
+                  f"first long attention {r['attention']:5.2f} s; first LSTM LM step {r['lstm_first']:5.2f} s, second {r['lstm_second']:5.2f} s")
 
 
 if __name__ == "__main__":
