@@ -7,13 +7,14 @@ gates, the cell update and h' (forward), or the whole step's derivative (backwar
 writing each value once. The pass runs on one thread: a step is too small (8K cells) to pay for
 waking a second one.
 
-Every array a step touches is contiguous and time-major, so the pass is one flat loop the
-compiler runs in vector registers:
+Every array a step touches is contiguous, so each pass runs in vector registers:
     ax      (16, 4H, B)     W_ih x_t + b, made 16 steps at a time
     hs      (T+1, H, B)     h_0 .. h_T          cs (T+1, H, B)  c_0 .. c_T
     gates   (T, 4H, B)      i, f, g, o           tanh_c (T, H, B) tanh(c_1) .. tanh(c_T)
-    das     (16, 4H, B)     the da of the last 16 steps, taken by the weight gradients together
-In a flat step of H*B cells, cell e's four gates sit at e, HB + e, 2HB + e and 3HB + e.
+    da_cols (4H, 16, B)     the da of the last 16 steps as the columns the weight gradients take
+The forward pass is one flat loop over a step's H*B cells (cell e's four gates sit at e, HB + e,
+2HB + e and 3HB + e); the backward loops over the units j and the batch b, which lets it write
+each da row straight into its place in da_cols.
 
 tanh and sigmoid(z) = (1 + tanh(z/2)) / 2 come from one function, ``tanh``: in float32 a rational
 function x P(u) / Q(u), u = (x/9)^2, fitted to tanh on [-9, 9] and clamped outside (there tanh
@@ -118,28 +119,29 @@ def _step_forward(a, ax, c, k, gates, c_next, tanh_c, h_next):
 
 
 @compiled(one_thread=True)
-def _step_backward(dh_rec, dy, t, dc, gates, c, tanh_c, k, dh, da):
-    """Step t backward. dh = dh_rec + dy[:, t]^T (flat H*B) is the gradient of h'; dc (H*B) that of
-    c', which becomes that of c. gates (4H*B) and c, tanh_c (H*B) are the step's, flat. Writes da
-    (4H*B). k = [1/2, 1].
+def _step_backward(dh_rec, dy, t, dc, gates, c, tanh_c, k, dh, da, s):
+    """Step t backward. dh = dh_rec + dy[:, t]^T (H, B) is the gradient of h'; dc (H, B) that of c',
+    which becomes that of c. gates (4H, B) and c, tanh_c (H, B) are the step's. Writes the step's
+    da (4H, B) into da[:, s, :] of the chunk's (4H, steps, B) columns. k = [1/2, 1].
 
     dc' = dc + dh o (1 - tanh(c')^2);  da_i = dc' g i (1 - i),  da_f = dc' c f (1 - f),
     da_g = dc' i (1 - g^2),  da_o = dh tanh(c') o (1 - o);  dc = dc' f
     """
     B, H = dy.shape[0], dy.shape[2]
-    n, one = H * B, k[1]
+    one = k[1]
     for b in range(B):                       # dy[b, t, :] is contiguous: read it in that order
         for j in range(H):
-            dh[j * B + b] = dh_rec[j * B + b] + dy[b, t, j]
-    for e in range(n):
-        i, f, g, o = gates[e], gates[n + e], gates[2 * n + e], gates[3 * n + e]
-        tc, d = tanh_c[e], dh[e]
-        dct = dc[e] + d * o * (one - tc * tc)
-        da[e] = dct * g * i * (one - i)
-        da[n + e] = dct * c[e] * f * (one - f)
-        da[2 * n + e] = dct * i * (one - g * g)
-        da[3 * n + e] = d * tc * o * (one - o)
-        dc[e] = dct * f
+            dh[j, b] = dh_rec[j, b] + dy[b, t, j]
+    for j in range(H):                       # the rows of the four gates of unit j, B values each
+        for b in range(B):
+            i, f, g, o = gates[j, b], gates[H + j, b], gates[2 * H + j, b], gates[3 * H + j, b]
+            tc, d = tanh_c[j, b], dh[j, b]
+            dct = dc[j, b] + d * o * (one - tc * tc)
+            da[j, s, b] = dct * g * i * (one - i)
+            da[H + j, s, b] = dct * c[j, b] * f * (one - f)
+            da[2 * H + j, s, b] = dct * i * (one - g * g)
+            da[3 * H + j, s, b] = d * tc * o * (one - o)
+            dc[j, b] = dct * f
 
 
 def recurrence(inputs, T, h0, c0, w_hh, steps=CHUNK_STEPS):
@@ -182,19 +184,15 @@ def backprop(dy, dh_T, dc_T, w_hh, hs, cs, gates, tanh_c, on_chunk, steps=CHUNK_
     w_hhT = np.ascontiguousarray(w_hh.T)                              # (H, 4H): the product below runs faster
     dh_rec, dh = np.array(dh_T.T, dtype=dt, order="C"), np.empty((H, B), dtype=dt)   # a copy: written below
     dc = np.array(dc_T.T, dtype=dt, order="C")
-    das = np.empty((steps, 4 * H, B), dtype=dt)                       # the current chunk's steps
     da_cols, h_cols = np.empty((4 * H, steps, B), dtype=dt), np.empty((H, steps, B), dtype=dt)
     for t in reversed(range(T)):
-        da = das[t % steps]
-        _step_backward(dh_rec.reshape(-1), dy, t, dc.reshape(-1), gates[t].reshape(-1), cs[t].reshape(-1),
-                       tanh_c[t].reshape(-1), k, dh.reshape(-1), da.reshape(-1))
-        np.matmul(w_hhT, da, out=dh_rec)                              # dh_{t-1} = W_hh^T da
-        if t % steps == 0:                                            # steps t .. t1-1 are done
+        s = t % steps
+        _step_backward(dh_rec, dy, t, dc, gates[t], cs[t], tanh_c[t], k, dh, da_cols, s)
+        np.matmul(w_hhT, da_cols[:, s], out=dh_rec)                   # dh_{t-1} = W_hh^T da
+        if s == 0:                                                    # steps t .. t1-1 are done
             t1 = min(t + steps, T)
-            da_chunk, h_chunk = da_cols[:, :t1 - t], h_cols[:, :t1 - t]
-            np.copyto(da_chunk, das[:t1 - t].transpose(1, 0, 2))      # moving rows of B values
-            np.copyto(h_chunk, hs[t:t1].transpose(1, 0, 2))
-            on_chunk(t, t1, da_chunk.reshape(4 * H, -1), h_chunk.reshape(H, -1))
+            np.copyto(h_cols[:, :t1 - t], hs[t:t1].transpose(1, 0, 2))   # moving rows of B values
+            on_chunk(t, t1, da_cols[:, :t1 - t].reshape(4 * H, -1), h_cols[:, :t1 - t].reshape(H, -1))
     return np.ascontiguousarray(dh_rec.T), np.ascontiguousarray(dc.T)
 
 
