@@ -25,6 +25,8 @@ KERNELS = {
     "scaled_dot_product_attention": ("cuda.attention", "cpu.flash_attention", "cpu.attention"),
     "layer_norm": ("cpu.fused_layer_norm", "cpu.layer_norm"),
     "gelu": ("cpu.fused_gelu", "cpu.gelu"),
+    "softmax": ("cpu.fused_softmax",),
+    "log_softmax": ("cpu.fused_softmax",),
     "linear": ("cpu.linear",),
     "embedding": ("cpu.embedding",),
     "lstm_cell": ("cpu.lstm_cell",),

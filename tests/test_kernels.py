@@ -90,6 +90,37 @@ def test_gelu(monkeypatch, rng, name, dtype, approximate, strided):
     assert dispatch.last("gelu").implementation == name
 
 
+@NUMBA
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", SHAPES + [(4, 1), (5,)])
+@pytest.mark.parametrize("strided", [False, True])
+def test_softmax_and_log_softmax(monkeypatch, rng, op, dtype, shape, strided):
+    forward, backward = getattr(activations, f"{op}_forward"), getattr(activations, f"{op}_backward")
+    x = rand(rng, shape, dtype, strided) * 4          # rows whose exps differ a lot
+    dout = rand(rng, shape, dtype, strided)
+
+    def run():
+        out, cache = forward(x)
+        return out, backward(dout, cache)
+    assert_same(*both(monkeypatch, run), dtype, f"cpu.fused_softmax {op}")
+    assert dispatch.last(op).implementation == "cpu.fused_softmax"
+
+
+@NUMBA
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_softmax_along_another_axis_runs_the_lesson(monkeypatch, rng, op):
+    forward, backward = getattr(activations, f"{op}_forward"), getattr(activations, f"{op}_backward")
+    x = rand(rng, (3, 4, 5), np.float64)
+    out, cache = forward(x, axis=1)
+    choice = dispatch.last(op)
+    assert choice.implementation == "plain" and "axis 1 is not the last axis" in choice.reason, choice
+    monkeypatch.setenv("MINILLM_KERNELS", "plain")
+    expected, plain_cache = forward(x, axis=1)
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(backward(x, cache), backward(x, plain_cache))
+
+
 @pytest.mark.parametrize("name", [kernel("cpu.gelu"), kernel("cpu.fused_gelu")])
 def test_gelu_large_input_in_many_blocks(monkeypatch, rng, name):
     only(monkeypatch, "gelu", name)

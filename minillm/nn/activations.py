@@ -115,6 +115,9 @@ class SoftmaxCache(NamedTuple):
 
 def softmax_forward(x, axis=-1):
     """p_i = exp(x_i - m) / sum_j exp(x_j - m) along ``axis``, m = max_j x_j.  x: (...) -> p: (...)."""
+    kernel = dispatch.find("softmax", x, axis)
+    if kernel is not None:
+        return kernel.forward(x)
     xp = backend.get_array_module(x)
     e = xp.exp(x - x.max(axis=axis, keepdims=True))
     p = e / e.sum(axis=axis, keepdims=True)
@@ -123,12 +126,17 @@ def softmax_forward(x, axis=-1):
 
 def softmax_backward(dout, cache):
     """forward: p = softmax(x)  =>  dx_i = p_i (dout_i - sum_j dout_j p_j)   (Jacobian diag(p) - p p^T)."""
+    if not isinstance(cache, SoftmaxCache):
+        return dispatch.backward("softmax", dout, cache)
     p, axis = cache
     return p * (dout - (dout * p).sum(axis=axis, keepdims=True))
 
 
 def log_softmax_forward(x, axis=-1):
     """out_i = x_i - m - log sum_j exp(x_j - m) along ``axis``, m = max_j x_j.  x: (...) -> out: (...)."""
+    kernel = dispatch.find("log_softmax", x, axis)
+    if kernel is not None:
+        return kernel.forward(x, log=True)
     xp = backend.get_array_module(x)
     z = x - x.max(axis=axis, keepdims=True)
     out = z - xp.log(xp.exp(z).sum(axis=axis, keepdims=True))
@@ -137,6 +145,8 @@ def log_softmax_forward(x, axis=-1):
 
 def log_softmax_backward(dout, cache):
     """forward: out = x - logsumexp(x)  =>  dx_i = dout_i - softmax(x)_i * sum_j dout_j."""
+    if not isinstance(cache, SoftmaxCache):
+        return dispatch.backward("log_softmax", dout, cache)
     out, axis = cache
     xp = backend.get_array_module(out)
     return dout - xp.exp(out) * dout.sum(axis=axis, keepdims=True)
