@@ -8,8 +8,9 @@ The lesson's two forms (minillm/nn/activations.py), each element read once and w
            dx = dout (Phi + x exp(-x^2/2) / sqrt(2 pi))
 
 float32 uses the lesson's own erfc formula (minillm/nn/special.py: t exp(-u^2 + P(t)), the same
-coefficients); float64 uses math.erfc. The exp of the tanh form is NumPy's vectorised one, between
-two compiled loops. The cache keeps x and s (or Phi).
+coefficients); float64 uses math.erfc. Every exp is vector_exp.exp (in float32 a polynomial the
+compiler runs in vector registers), so each form is one loop forward and one backward. The cache
+keeps x and s (or Phi).
 """
 import math
 from typing import NamedTuple
@@ -20,6 +21,7 @@ from minillm.nn.activations import GELU_CUBIC, INV_SQRT_2, INV_SQRT_2PI, SQRT_2_
 from minillm.nn.special import ERFC_COEFFS
 
 from .jit import SERIAL_BELOW, compiled, prange, unavailable
+from .vector_exp import exp
 
 
 class FusedGELUCache(NamedTuple):
@@ -44,20 +46,14 @@ def _constants(dtype):
 
 
 @compiled(serial_below=SERIAL_BELOW)
-def _minus_2u(x, k, e):
-    """e = -2u = -2 sqrt(2/pi) (x + 0.044715 x^3)."""
+def _tanh_forward(x, k, s, out):
+    """s = sigmoid(2u) = (1 + tanh u) / 2 = 1 / (1 + exp(-2u)), u = sqrt(2/pi) (x + 0.044715 x^3); out = x s.
+    Below x of about -9, exp(-2u) overflows to inf and s = 0, its limit."""
     for i in prange(x.shape[0]):
         v = x[i]
-        e[i] = -k[7] * k[0] * (v + k[1] * v * v * v)
-
-
-@compiled(serial_below=SERIAL_BELOW)
-def _tanh_finish(x, k, e, out):
-    """e = exp(-2u) -> s = sigmoid(2u) = (1 + tanh u) / 2 in place; out = x s."""
-    for i in prange(x.shape[0]):
-        s = k[3] / (k[3] + e[i])
-        e[i] = s
-        out[i] = x[i] * s
+        si = k[3] / (k[3] + exp(-k[7] * k[0] * (v + k[1] * v * v * v)))
+        s[i] = si
+        out[i] = v * si
 
 
 @compiled(serial_below=SERIAL_BELOW)
@@ -69,19 +65,23 @@ def _tanh_backward(x, s, dout, k, dx):
         dx[i] = dout[i] * (si + v * si * (k[3] - si) * du2)
 
 
+_ERFC32 = np.array(ERFC_COEFFS, dtype=np.float32)
+assert _ERFC32.shape == (10,), "_erf_forward32 writes out the 10 coefficients' Horner steps"
+
+
 @compiled(serial_below=SERIAL_BELOW)
-def _erf_forward32(x, k, coef, out, phi):
-    last = coef.shape[0] - 1
+def _erf_forward32(x, k, c, out, phi):
+    """phi = erfc(z) / 2, z = -x / sqrt 2: t = 1 / (1 + u/2), u = |z|, erfc(u) = t exp(-u^2 + P(t)),
+    erfc(-u) = 2 - erfc(u); out = x phi. P(t) is written out (Horner): with a loop over the
+    coefficients inside the row loop, the parallel loop ran 15 times slower."""
     for i in prange(x.shape[0]):
-        z = -x[i] * k[5]                      # erfc(z), z = -x / sqrt 2
+        z = -x[i] * k[5]
         u = np.abs(z)
         t = k[3] / (k[3] + k[2] * u)
-        p = coef[last]
-        for j in range(last - 1, -1, -1):     # Horner: P(t)
-            p = p * t + coef[j]
-        y = t * np.exp(-u * u + p)
-        if z < 0:
-            y = k[7] - y
+        p = ((((((((c[9] * t + c[8]) * t + c[7]) * t + c[6]) * t + c[5]) * t + c[4]) * t + c[3]) * t
+              + c[2]) * t + c[1]) * t + c[0]
+        y = t * exp(-u * u + p)
+        y = k[7] - y if z < 0 else y
         phi[i] = k[2] * y
         out[i] = x[i] * phi[i]
 
@@ -97,7 +97,7 @@ def _erf_forward64(x, k, out, phi):
 def _erf_backward(x, phi, dout, k, dx):
     for i in prange(x.shape[0]):
         v = x[i]
-        dx[i] = dout[i] * (phi[i] + v * k[6] * np.exp(-k[2] * v * v))
+        dx[i] = dout[i] * (phi[i] + v * k[6] * exp(-k[2] * v * v))
 
 
 def forward(x, approximate="tanh"):
@@ -106,12 +106,9 @@ def forward(x, approximate="tanh"):
     out, saved = np.empty_like(flat), np.empty_like(flat)
     k = _constants(flat.dtype)
     if approximate == "tanh":
-        _minus_2u(flat, k, saved)
-        with np.errstate(over="ignore"):            # x below about -9: exp overflows to inf, s = 0, its limit
-            np.exp(saved, out=saved)                # NumPy's vectorised exp; Numba's runs one at a time
-        _tanh_finish(flat, k, saved, out)
+        _tanh_forward(flat, k, saved, out)
     elif flat.dtype == np.float32:
-        _erf_forward32(flat, k, np.array(ERFC_COEFFS, dtype=np.float32), out, saved)
+        _erf_forward32(flat, k, _ERFC32, out, saved)
     else:
         _erf_forward64(flat, k, out, saved)
     return out.reshape(x.shape), FusedGELUCache(approximate, flat, saved, x.shape)
