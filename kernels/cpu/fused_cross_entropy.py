@@ -3,7 +3,7 @@
 The lesson (minillm/nn/loss.py) keeps log softmax(z) and exponentiates it again in the backward.
 Here the forward keeps the normalised softmax p itself, once, and the backward is one pass:
 
-    forward, per row:  m = max z,  e = exp(z - m) (NumPy's vectorised exp),  s = sum e,
+    forward, per row:  m = max z,  e = exp(z - m) (vector_exp.exp),  s = sum e,
                        log p_y = (z_y - m) - log s,   sum_c log p_c = sum_c (z_c - m) - V log s,
                        loss_n = -(1 - eps) log p_y - eps/V sum_c log p_c,   p = e / s
     backward:          dz = dloss (p - (1 - eps) onehot(y) - eps/V) / count  on valid rows, 0 elsewhere
@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .jit import SERIAL_BELOW, compiled, prange, unavailable
+from .vector_exp import exp
 
 
 class FusedCrossEntropyCache(NamedTuple):
@@ -33,39 +34,31 @@ def accepts(logits, targets, ignore_index, label_smoothing):
 
 
 @compiled(sums=True, serial_below=SERIAL_BELOW)
-def _shift_rows(z, y, e, shifted_sum, target_shift):
-    """e = z - rowmax z; shifted_sum = rowsum(z - max); target_shift = z_y - max."""
+def _softmax_rows(z, y, valid, k, p, nll):
+    """Per row: m = max z, e = exp(z - m), s = sum e, p = e / s (kept for the backward) and
+    nll = -keep log p_y - smooth sum_c log p_c (0 where the target is ignored)."""
     N, V = z.shape
+    keep, smooth = k[0], k[1]
     for i in prange(N):
         top = z[i, 0]
         for c in range(V):
             top = max(top, z[i, c])
-        total = top - top
+        shifted_sum = top - top       # sum_c (z_c - m), a zero of z's dtype
+        s = top - top
         for c in range(V):
             d = z[i, c] - top
-            e[i, c] = d
-            total += d
-        shifted_sum[i] = total
-        target_shift[i] = z[i, y[i]] - top
-
-
-@compiled(sums=True, serial_below=SERIAL_BELOW)
-def _normalise_rows(e, valid, shifted_sum, target_shift, k, nll):
-    """e = exp(z - m) -> p = e / s in place; nll per row (0 where the target is ignored)."""
-    N, V = e.shape
-    keep, smooth = k[0], k[1]
-    for i in prange(N):
-        s = e[i, 0] - e[i, 0]
-        for c in range(V):
-            s += e[i, c]
+            shifted_sum += d
+            e = exp(d)
+            p[i, c] = e
+            s += e
         log_s = np.log(s)
         if valid[i]:
-            nll[i] = -keep * (target_shift[i] - log_s) - smooth * (shifted_sum[i] - V * log_s)
+            nll[i] = -keep * ((z[i, y[i]] - top) - log_s) - smooth * (shifted_sum - V * log_s)
         else:
             nll[i] = s - s
         inv = 1 / s
         for c in range(V):
-            e[i, c] = e[i, c] * inv
+            p[i, c] = p[i, c] * inv
 
 
 @compiled(serial_below=SERIAL_BELOW)
@@ -90,15 +83,12 @@ def forward(logits, targets, ignore_index=-100, label_smoothing=0.0):
     y = np.asarray(targets).reshape(-1)
     valid = y != ignore_index
     y_safe = np.where(valid, y, 0).astype(np.int64)
-    e = np.empty_like(z)
-    shifted_sum, target_shift, nll = (np.empty(z.shape[0], z.dtype) for _ in range(3))
-    _shift_rows(z, y_safe, e, shifted_sum, target_shift)
-    np.exp(e, out=e)
+    p, nll = np.empty_like(z), np.empty(z.shape[0], z.dtype)
     k = np.array([1.0 - label_smoothing, label_smoothing / V], dtype=z.dtype)
-    _normalise_rows(e, valid, shifted_sum, target_shift, k, nll)
+    _softmax_rows(z, y_safe, valid, k, p, nll)
     count = max(int(valid.sum()), 1)            # all targets ignored: loss 0 and no gradient (as the lesson)
     loss = nll.sum() / z.dtype.type(count)
-    return np.asarray(loss, dtype=z.dtype), FusedCrossEntropyCache(e, y_safe, valid, count, label_smoothing,
+    return np.asarray(loss, dtype=z.dtype), FusedCrossEntropyCache(p, y_safe, valid, count, label_smoothing,
                                                                    logits.shape)
 
 

@@ -1,27 +1,24 @@
 """Softmax and log-softmax along the last axis as compiled loops over the rows (Numba).
 
 The lesson (minillm/nn/activations.py) makes a new array for each step (x - m, exp, the sum, the
-quotient). Here each row of V values is read and written by a few passes, into one output array:
+quotient). Here one compiled loop per row of V values does them all, writing one output array:
 
-    softmax:      e = x - m  (pass 1: the row maximum m, then the shift),   e = exp(e)  (NumPy),
-                  p = e / sum e                                              (pass 2)
-    log-softmax:  z = x - m  (pass 1),   e = exp(z)  (NumPy, a second array),
-                  s = sum e,   out = z - log s                          (pass 2)
+    softmax:      m = max x,   e = exp(x - m),   s = sum e,   p = e / s
+    log-softmax:  m = max x,   e = exp(x - m),   s = sum e,   out = (x - m) - log s
 
-    backward:     softmax      dx = p (dout - sum(dout p))              one pass per row
-                  log-softmax  dx = dout - (e / s) sum(dout)            one pass per row
+    backward:     softmax      dx = p (dout - sum(dout p))
+                  log-softmax  dx = dout - (e / s) sum(dout)
 
-The log-softmax keeps e and s from its forward (the lesson keeps out and exponentiates it again),
-so neither backward calls exp.
-
-The exp is NumPy's vectorised one (Numba's calls the C library once per element). Other axes,
-an empty last axis and non-NumPy arrays run the lesson code.
+The exp is vector_exp.exp (float32: a polynomial in vector registers). The log-softmax keeps e
+and s from its forward (the lesson keeps out and exponentiates it again), so neither backward
+calls exp. Other axes, an empty last axis and non-NumPy arrays run the lesson code.
 """
 from typing import NamedTuple
 
 import numpy as np
 
 from .jit import SERIAL_BELOW, compiled, prange, unavailable
+from .vector_exp import exp
 
 
 class FusedSoftmaxCache(NamedTuple):
@@ -45,42 +42,40 @@ def accepts(x, axis):
     return None
 
 
-@compiled(serial_below=SERIAL_BELOW)
-def _shift_rows(x, out):
-    """out = x - rowmax(x)."""
+@compiled(sums=True, serial_below=SERIAL_BELOW)
+def _softmax_rows(x, p):
+    """p = exp(x - m) / sum exp(x - m) per row, m = rowmax(x)."""
     N, V = x.shape
     for i in prange(N):
         top = x[i, 0]
         for c in range(V):
             top = max(top, x[i, c])
+        s = top - top                 # a zero of x's dtype
         for c in range(V):
-            out[i, c] = x[i, c] - top
+            e = exp(x[i, c] - top)
+            p[i, c] = e
+            s += e
+        for c in range(V):
+            p[i, c] = p[i, c] / s
 
 
 @compiled(sums=True, serial_below=SERIAL_BELOW)
-def _divide_by_row_sums(e):
-    """e = e / rowsum(e) in place."""
-    N, V = e.shape
+def _log_softmax_rows(x, out, e, sums):
+    """e = exp(x - m), sums = rowsum(e), out = (x - m) - log(sums) per row, m = rowmax(x)."""
+    N, V = x.shape
     for i in prange(N):
-        s = e[i, 0] - e[i, 0]
+        top = x[i, 0]
         for c in range(V):
-            s += e[i, c]
+            top = max(top, x[i, c])
+        s = top - top
         for c in range(V):
-            e[i, c] = e[i, c] / s
-
-
-@compiled(sums=True, serial_below=SERIAL_BELOW)
-def _subtract_log_row_sums(z, e, sums):
-    """sums = rowsum(e), z = z - log(sums) in place; e = exp(z)."""
-    N, V = z.shape
-    for i in prange(N):
-        s = e[i, 0] - e[i, 0]
-        for c in range(V):
-            s += e[i, c]
+            ec = exp(x[i, c] - top)
+            e[i, c] = ec
+            s += ec
         sums[i] = s
         log_s = np.log(s)
         for c in range(V):
-            z[i, c] = z[i, c] - log_s
+            out[i, c] = (x[i, c] - top) - log_s
 
 
 @compiled(sums=True, serial_below=SERIAL_BELOW)
@@ -113,13 +108,11 @@ def forward(x, log=False):
     V = x.shape[-1]
     x2 = np.ascontiguousarray(x).reshape(-1, V)
     out = np.empty_like(x2)
-    _shift_rows(x2, out)
     if log:
-        e, sums = np.exp(out), np.empty(out.shape[0], dtype=out.dtype)
-        _subtract_log_row_sums(out, e, sums)
+        e, sums = np.empty_like(x2), np.empty(x2.shape[0], dtype=x2.dtype)
+        _log_softmax_rows(x2, out, e, sums)
         return out.reshape(x.shape), FusedSoftmaxCache(e, sums, x.shape)
-    np.exp(out, out=out)
-    _divide_by_row_sums(out)
+    _softmax_rows(x2, out)
     return out.reshape(x.shape), FusedSoftmaxCache(out, None, x.shape)
 
 
