@@ -8,7 +8,10 @@ rearranged so the (B, H, T, S) arrays are touched fewer times.
 - the softmax denominators are BLAS row sums (reductions.py);
 - backward: rowsum(dp * p)_i = sum_j p_ij (dout_i . v_j) = dout_i . out_i, so it comes from the
   (B, H, T, D) arrays dout and out instead of the (B, H, T, S) ones (as FlashAttention-2 does),
-  and dp becomes ds in place.
+  and dp becomes ds in place;
+- with Numba, and no attn_mask other than causal / key padding, the weights are one compiled loop
+  per score row (the maximum, exp(s - m) and its sum, the quotient: the row stays in cache; exp is
+  vector_exp's), and ds = p (dp - rowsum(dout * out)) another.
 """
 from typing import NamedTuple
 
@@ -17,7 +20,9 @@ import numpy as np
 from minillm.nn.attention import build_mask
 
 from . import numpy_float
+from .jit import SERIAL_BELOW, compiled, prange, unavailable
 from .reductions import sum_rows
+from .vector_exp import exp
 
 
 class AttentionCPUCache(NamedTuple):
@@ -40,13 +45,62 @@ def accepts(q, k, v, attn_mask, is_causal, key_padding_mask, dropout_p):
     return numpy_float("q", q)
 
 
-def forward(q, k, v, attn_mask, is_causal, key_padding_mask, dropout_p, dropout_mask, scale):
-    """out = softmax(q k^T * scale + mask) v, the weights built in place."""
-    B, H, T, D = q.shape
-    S = k.shape[2]
-    allowed, additive = build_mask(attn_mask, key_padding_mask, is_causal, (B, H, T, S), np)
-    qs = q * q.dtype.type(scale)                                    # (B,H,T,D)
-    s = qs @ k.swapaxes(-1, -2)                                     # (B,H,T,S)
+@compiled(sums=True, serial_below=SERIAL_BELOW)
+def _weights_rows(s, pad, has_pad, causal, empty, zero):
+    """s (B, H, T, S) scores -> softmax weights in place, per row: keys j > i masked when causal
+    (an end column per row, so the loops have no branch), padded keys (pad (B, S) True) masked;
+    p = exp(s - m) / sum, m the row's maximum over its keys; a row with every key masked is 0.
+    empty = -inf and zero = 0 of the scores' dtype."""
+    B, H, T, S = s.shape
+    for n in prange(B * H):
+        b, h = n // H, n % H
+        for t in range(T):
+            end = min(S, t + 1) if causal else S
+            if has_pad:
+                for c in range(end):
+                    if pad[b, c]:
+                        s[b, h, t, c] = empty
+            top = empty
+            for c in range(end):
+                top = max(top, s[b, h, t, c])
+            total = zero
+            if top != empty:
+                for c in range(end):
+                    e = exp(s[b, h, t, c] - top)
+                    s[b, h, t, c] = e
+                    total += e
+                for c in range(end):
+                    s[b, h, t, c] = s[b, h, t, c] / total
+            else:
+                for c in range(end):
+                    s[b, h, t, c] = zero
+            for c in range(end, S):
+                s[b, h, t, c] = zero
+
+
+@compiled(serial_below=SERIAL_BELOW)
+def _score_gradient_rows(dp, rowdot, p):
+    """dp (B, H, T, S) -> ds = p (dp - rowdot) in place, rowdot (B, H, T)."""
+    B, H, T, S = dp.shape
+    for n in prange(B * H):
+        b, h = n // H, n % H
+        for t in range(T):
+            d = rowdot[b, h, t]
+            for c in range(S):
+                dp[b, h, t, c] = p[b, h, t, c] * (dp[b, h, t, c] - d)
+
+
+def _compiled_weights(s, attn_mask, key_padding_mask=None):
+    """True when _weights_rows computes these weights: Numba, a contiguous float NumPy score array,
+    no attn_mask (causal and key padding are its own masks) and a (B, S) key-padding mask if any."""
+    if attn_mask is not None or unavailable(s=s) is not None or not s.flags.c_contiguous:
+        return False
+    return key_padding_mask is None or tuple(key_padding_mask.shape) == (s.shape[0], s.shape[3])
+
+
+def _weights_numpy(s, attn_mask, key_padding_mask, is_causal):
+    """s (B, H, T, S) scores -> softmax weights in place, any mask, by NumPy operations."""
+    allowed, additive = build_mask(attn_mask, key_padding_mask, is_causal, s.shape, np)
     if additive is not None:
         s += additive
     if allowed is not None:
@@ -61,6 +115,20 @@ def forward(q, k, v, attn_mask, is_causal, key_padding_mask, dropout_p, dropout_
     if masked:
         denom[denom == 0] = 1
     p /= denom
+    return p
+
+
+def forward(q, k, v, attn_mask, is_causal, key_padding_mask, dropout_p, dropout_mask, scale):
+    """out = softmax(q k^T * scale + mask) v, the weights built in place."""
+    qs = q * q.dtype.type(scale)                                    # (B,H,T,D)
+    s = qs @ k.swapaxes(-1, -2)                                     # (B,H,T,S)
+    if _compiled_weights(s, attn_mask, key_padding_mask):
+        pad = np.zeros((1, 1), dtype=bool) if key_padding_mask is None else np.asarray(key_padding_mask, dtype=bool)
+        t = s.dtype.type
+        _weights_rows(s, pad, key_padding_mask is not None, bool(is_causal), t(-np.inf), t(0))
+        p = s
+    else:
+        p = _weights_numpy(s, attn_mask, key_padding_mask, is_causal)
     pd = p
     if dropout_p > 0:
         pd = p * dropout_mask * (1.0 / (1.0 - dropout_p))
@@ -75,9 +143,13 @@ def backward(dout, cache):
     dp = dout @ v.swapaxes(-1, -2)
     if dropout_p > 0:
         dp *= mask * (1.0 / (1.0 - dropout_p))
+    rowdot = np.einsum("...d,...d->...", dout, o)                   # rowsum(dp * p) = rowsum(dout * out)
     ds = dp                                                         # dp becomes ds in place
-    ds -= np.einsum("...d,...d->...", dout, o)[..., None]           # rowsum(dp * p) = rowsum(dout * out)
-    ds *= p
+    if _compiled_weights(ds, None) and rowdot.dtype == ds.dtype and p.flags.c_contiguous:
+        _score_gradient_rows(ds, rowdot, p)
+    else:
+        ds -= rowdot[..., None]
+        ds *= p
     dq = ds @ k
     dq *= scale
     dk = ds.swapaxes(-1, -2) @ qs                                   # = ds^T q * scale

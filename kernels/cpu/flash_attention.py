@@ -14,10 +14,9 @@ dQ_i += ds K_j (each ds product times the scale). A causal mask skips the tiles 
 diagonal, half of them. Memory: tiles of (B*H, BM, BN), the output and L: linear in T.
 
 The tile products are BLAS matrix products, written into buffers reused from tile to tile (a new
-array per product cost a fifth of the time at T = 2048), and the exp is NumPy's vectorised one (Numba's calls
-exp one element at a time, several times slower); the rest between them (scaling, masking, the
-running maximum, the sums, the rescaling) is compiled loops over a tile's rows (Numba), the rows
-shared between threads.
+array per product cost a fifth of the time at T = 2048); the rest between them (scaling, masking,
+the running maximum, the exp and the sums, the rescaling) is compiled loops over a tile's rows
+(Numba, exp from vector_exp), the rows shared between threads.
 """
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import NamedTuple
@@ -26,6 +25,7 @@ import numpy as np
 
 from . import jit
 from .jit import compiled, prange, unavailable
+from .vector_exp import exp
 from .threads import blas_threads
 
 BLOCK_M, BLOCK_N = 64, 128          # query rows and key columns per tile (the fastest of 64-256 here)
@@ -62,11 +62,12 @@ def accepts(q, k, v, attn_mask, is_causal, key_padding_mask, dropout_p):
     return None
 
 
-@compiled
-def _shift_tile(s, scale, m, pad, has_pad, row0, col0, causal, empty, m_new, alpha):
-    """s (N, R, C) -> s * scale - m' in place (masked entries -inf), m' = max(m, rowmax) in m_new,
-    alpha = exp(m - m'). A row with every key so far masked keeps m' = -inf, a shift of 0, alpha 1.
-    The causal mask is an end column per row, so the loops have no branch and run in vectors."""
+@compiled(sums=True)
+def _exp_tile(s, scale, m, pad, has_pad, row0, col0, causal, empty, m_new, alpha, l):
+    """s (N, R, C) scores -> p = exp(s * scale - m') in place (masked entries 0), m' = max(m, rowmax)
+    in m_new, alpha = exp(m - m'), l = l alpha + rowsum(p). A row with every key so far masked
+    keeps m' = -inf, alpha 1. The causal mask is an end column per row, so the loops have no
+    branch and run in vectors; exp is vector_exp's."""
     N, R, C = s.shape
     for n in prange(N):
         for r in range(R):
@@ -80,28 +81,20 @@ def _shift_tile(s, scale, m, pad, has_pad, row0, col0, causal, empty, m_new, alp
                 v = s[n, r, c] * scale
                 s[n, r, c] = v
                 top = max(top, v)
-            for c in range(end, C):
-                s[n, r, c] = empty
             m_new[n, r] = top
             shift = top
             if top == empty:
                 shift = scale - scale
                 alpha[n, r] = scale / scale
             else:
-                alpha[n, r] = np.exp(m[n, r] - top)
+                alpha[n, r] = exp(m[n, r] - top)
+            total = scale - scale
             for c in range(end):
-                s[n, r, c] -= shift
-
-
-@compiled(sums=True)
-def _sum_tile(p, l, alpha):
-    """l = l * alpha + rowsum(p), p: (N, R, C)."""
-    N, R, C = p.shape
-    for n in prange(N):
-        for r in range(R):
-            total = l[n, r] - l[n, r]
-            for c in range(C):
-                total += p[n, r, c]
+                e = exp(s[n, r, c] - shift)
+                s[n, r, c] = e
+                total += e
+            for c in range(end, C):
+                s[n, r, c] = scale - scale
             l[n, r] = l[n, r] * alpha[n, r] + total
 
 
@@ -134,8 +127,9 @@ def _finish(acc, m, l, out, lse, empty):
 
 
 @compiled
-def _shift_by_lse(s, lse, pad, has_pad, scale, row0, col0, causal, empty):
-    """s (N, R, C) -> s * scale - L in place, masked entries (and rows with no key) -inf."""
+def _exp_by_lse(s, lse, pad, has_pad, scale, row0, col0, causal, empty):
+    """s (N, R, C) scores -> p = exp(s * scale - L) in place, the exact weights; masked entries
+    (and rows with no key) 0."""
     N, R, C = s.shape
     for n in prange(N):
         for r in range(R):
@@ -144,14 +138,14 @@ def _shift_by_lse(s, lse, pad, has_pad, scale, row0, col0, causal, empty):
             end = min(C, max(0, row - col0 + 1)) if causal else C
             if L == -empty:
                 end = 0
-            for c in range(end):
-                s[n, r, c] = s[n, r, c] * scale - L
-            for c in range(end, C):
-                s[n, r, c] = empty
             if has_pad:
                 for c in range(end):
                     if pad[n, col0 + c]:
                         s[n, r, c] = empty
+            for c in range(end):
+                s[n, r, c] = exp(s[n, r, c] * scale - L)
+            for c in range(end, C):
+                s[n, r, c] = scale - scale
 
 
 @compiled
@@ -229,9 +223,7 @@ def _forward_rows(qf, kf, vf, pad, out, lse, is_causal, scale):
         for n0 in range(0, n_end, BLOCK_N):
             n1 = min(n0 + BLOCK_N, n_end)
             s = np.matmul(qf[:, m0:m1], kf[:, n0:n1].transpose(0, 2, 1), out=s_buf[:, :m1 - m0, :n1 - n0])
-            _shift_tile(s, t(scale), m, pad, has_pad, m0, n0, is_causal, empty, m_new, alpha)
-            np.exp(s, out=s)                           # NumPy's vectorised exp; Numba's is one at a time
-            _sum_tile(s, l, alpha)
+            _exp_tile(s, t(scale), m, pad, has_pad, m0, n0, is_causal, empty, m_new, alpha, l)
             m, m_new = m_new, m
             _rescale_add(acc, alpha, np.matmul(s, vf[:, n0:n1], out=pv_buf[:, :m1 - m0]))
         _finish(acc, m, l, out[:, m0:m1], lse[:, m0:m1], empty)
@@ -268,8 +260,7 @@ def _backward_rows(qf, kf, vf, do, lse, dv_row, pad, causal, scale, dq, dk, dv):
             q_i, do_i = qf[:, m0:m1], do[:, m0:m1]
             s = np.matmul(q_i, k_j.transpose(0, 2, 1), out=s_buf[:, :m1 - m0, :n1 - n0])     # (N, BM, BN)
             dp = np.matmul(do_i, v_j.transpose(0, 2, 1), out=dp_buf[:, :m1 - m0, :n1 - n0])  # dO_i V_j^T
-            _shift_by_lse(s, lse, pad, has_pad, t(scale), m0, n0, causal, t(-np.inf))
-            np.exp(s, out=s)                                            # p, the exact weights
+            _exp_by_lse(s, lse, pad, has_pad, t(scale), m0, n0, causal, t(-np.inf))   # p, the exact weights
             _softmax_gradient(s, dp, dv_row, m0)                        # dp -> ds
             kv_part, q_part = kv_buf[:, :n1 - n0], q_buf[:, :m1 - m0]     # products into reused buffers
             dv[:, n0:n1] += np.matmul(s.transpose(0, 2, 1), do_i, out=kv_part)
