@@ -252,19 +252,21 @@ def test_rational_tanh_is_within_four_roundings_of_tanh():
 
 @NUMBA
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("B,T,V,padding_idx", [(2, 7, 5, None), (3, 9, 11, 2), (1, 40, 13, None)])
-def test_embedding_folded_into_the_lstm(monkeypatch, dtype, B, T, V, padding_idx):
-    """LSTMLM through cpu.embedding_lstm gives the lesson's logits, final state and every gradient."""
+@pytest.mark.parametrize("B,T,V,padding_idx,layers", [(2, 7, 5, None, 1), (3, 9, 11, 2, 1), (1, 40, 13, None, 1),
+                                                      (2, 7, 5, 2, 2), (3, 17, 11, None, 3)])
+def test_embedding_folded_into_the_lstm(monkeypatch, dtype, B, T, V, padding_idx, layers):
+    """LSTMLM through cpu.embedding_lstm gives the lesson's logits, final state and every gradient
+    (every layer's, for 2 and 3 layers)."""
     from minillm import manual_seed
     from minillm.models import LSTMLM, LSTMConfig
 
     def run():
         manual_seed(0)
-        model = LSTMLM(LSTMConfig(vocab_size=V, embed_dim=6, hidden_size=7))
+        model = LSTMLM(LSTMConfig(vocab_size=V, embed_dim=6, hidden_size=7, num_layers=layers))
         model.embedding.padding_idx = padding_idx
         model = model.double() if dtype == np.float64 else model
         idx = np.random.default_rng(1).integers(0, V, (B, T))
-        state = [np.random.default_rng(2).standard_normal((1, B, 7)).astype(dtype) for _ in range(2)]
+        state = [np.random.default_rng(2).standard_normal((layers, B, 7)).astype(dtype) for _ in range(2)]
         logits = model(idx, state)
         model.zero_grad()
         model.backward(np.random.default_rng(3).standard_normal(logits.shape).astype(dtype))
@@ -279,11 +281,11 @@ def test_embedding_folded_into_the_lstm_passes_a_gradient_check(monkeypatch):
     from minillm.gradcheck import check_module
     from minillm.models import LSTMLM, LSTMConfig
     monkeypatch.setenv("MINILLM_KERNELS", "auto")
-    model = LSTMLM(LSTMConfig(vocab_size=7, embed_dim=4, hidden_size=5)).double()
+    model = LSTMLM(LSTMConfig(vocab_size=7, embed_dim=4, hidden_size=5, num_layers=2)).double()
     idx = np.random.default_rng(0).integers(0, 7, (2, 6))
     errors = check_module(model, idx, backward=lambda m, d: (m.backward(d[0]),), max_entries=40)
     assert dispatch.last("embedding_lstm").implementation == "cpu.embedding_lstm"
-    assert set(errors) >= {"embedding.weight", "lstm.weight_ih_l0", "lstm.bias_hh_l0"}, errors
+    assert set(errors) >= {"embedding.weight", "lstm.weight_ih_l0", "lstm.bias_hh_l0", "lstm.weight_hh_l1"}, errors
     assert all(err <= TOLERANCE for err in errors.values()), errors
 
 
@@ -292,8 +294,7 @@ def test_embedding_lstm_declines_what_it_does_not_fold(monkeypatch):
     from minillm.models import LSTMLM, LSTMConfig
     monkeypatch.setenv("MINILLM_KERNELS", "auto")
     idx = np.zeros((2, 8), dtype=np.int64)
-    for config, why in ((LSTMConfig(vocab_size=5, num_layers=2), "num_layers is 2"),
-                        (LSTMConfig(vocab_size=5, dropout=0.1), "dropout on the embeddings"),
+    for config, why in ((LSTMConfig(vocab_size=5, dropout=0.1), "dropout on the embeddings"),
                         (LSTMConfig(vocab_size=16), "vocabulary 16 >= 16 tokens")):
         model = LSTMLM(config)
         model(idx)

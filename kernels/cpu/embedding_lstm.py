@@ -12,12 +12,16 @@ and backward, with D[:, v] = sum of da over the positions where idx == v: (4H, V
 
 With V = 256 rows against B*T = 2048 tokens, the three input products (forward, dW_ih, dE)
 shrink eightfold and the (B, T, E) embeddings and their gradient are never formed. The
-recurrence is cpu/fused_lstm.py's. The kernel takes the model only when this is cheaper
-(V < B*T), with one LSTM layer and no dropout on the embeddings.
+recurrence is cpu/fused_lstm.py's. Layers above the first run as in the lesson's LSTM.forward
+(its dropouts between layers, then lstm_forward, which the dispatch hands to cpu.fused_lstm).
+The kernel takes the model only when the fold is cheaper (V < B*T) and the embeddings have no
+dropout.
 """
 from typing import NamedTuple
 
 import numpy as np
+
+from minillm.nn.lstm import lstm_backward, lstm_forward
 
 from .fused_lstm import backprop, recurrence
 from .jit import compiled, unavailable
@@ -26,6 +30,7 @@ from .reductions import sum_rows
 
 class EmbeddingLSTMCache(NamedTuple):
     ids: np.ndarray         # (T, B) the token ids, time-major
+    upper: list             # the caches of layers 1 .. L-1 (lstm_forward's)
     weight: np.ndarray      # (V, E) the embedding table
     w_ih: np.ndarray
     w_hh: np.ndarray
@@ -46,8 +51,6 @@ def accepts(idx, model):
         return reason
     if type(idx) is not np.ndarray:
         return f"idx is a {type(idx).__name__}, not a NumPy array"
-    if lstm.num_layers != 1:
-        return f"num_layers is {lstm.num_layers}: the table is folded into a single layer only"
     if model.drop_in.active():
         return "dropout on the embeddings is active"
     if weight.shape[0] >= idx.size:
@@ -74,38 +77,56 @@ def _add_by_id(da, ids, d):
             d[r, ids[j]] += da[r, j]
 
 
+def _layer_params(lstm, layer):
+    """weight_ih, weight_hh, bias_ih, bias_hh of one layer, as lstm_forward takes them."""
+    return [getattr(lstm, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+
+
 def forward(idx, model, state=None):
-    """idx: (B, T) -> h: (B, T, H), (h_n, c_n): (1, B, H) each, cache."""
+    """idx: (B, T) -> h: (B, T, H) of the last layer, (h_n, c_n): (num_layers, B, H) each, cache."""
     weight, lstm = model.embedding.weight.data, model.lstm
     w_ih, w_hh = lstm.weight_ih_l0.data, lstm.weight_hh_l0.data
     B, T = idx.shape
-    h0, c0 = (s[0] for s in lstm.initial_state(B, state, weight.dtype, np))   # (1, B, H) -> (B, H), checked
+    h0, c0 = lstm.initial_state(B, state, weight.dtype, np)         # (L, B, H) each, checked
     p = w_ih @ weight.T                                             # (4H, V): W_ih times every row of E
     p += (lstm.bias_ih_l0.data + lstm.bias_hh_l0.data)[:, None]
     ids = np.ascontiguousarray(idx.T)                               # (T, B)
-    y, hs, cs, gates, tanh_c = recurrence(lambda t0, t1, ax: _gather(p, ids[t0:t1], ax), T, h0, c0, w_hh)
-    state = (hs[T].T[None].copy(), cs[T].T[None].copy())
-    return y, state, EmbeddingLSTMCache(ids, weight, w_ih, w_hh, hs, cs, gates, tanh_c)
+    y, hs, cs, gates, tanh_c = recurrence(lambda t0, t1, ax: _gather(p, ids[t0:t1], ax), T, h0[0], c0[0], w_hh)
+    h_n, c_n, upper = [hs[T].T], [cs[T].T], []
+    for layer in range(1, lstm.num_layers):                         # as LSTM.forward
+        y = lstm.dropouts[layer - 1](y)
+        y, h, c, cache = lstm_forward(y, h0[layer], c0[layer], *(q.data for q in _layer_params(lstm, layer)))
+        upper.append(cache)
+        h_n.append(h)
+        c_n.append(c)
+    state = (np.stack(h_n), np.stack(c_n))
+    return y, state, EmbeddingLSTMCache(ids, upper, weight, w_ih, w_hh, hs, cs, gates, tanh_c)
 
 
 def backward(dy, cache, model):
     """dy: (B, T, H) -> adds the gradients of the embedding and the LSTM's parameters to the model."""
-    ids, weight, w_ih, w_hh, hs, cs, gates, tanh_c = cache
+    ids, upper, weight, w_ih, w_hh, hs, cs, gates, tanh_c = cache
+    lstm = model.lstm
     B = dy.shape[0]
     zeros = np.zeros((B, w_hh.shape[1]), dtype=dy.dtype)
+    dh0, dc0 = [None] * lstm.num_layers, [None] * lstm.num_layers
+    for layer in reversed(range(1, lstm.num_layers)):               # as LSTM.backward
+        dy, dh0[layer], dc0[layer], *grads = lstm_backward(dy, zeros, zeros, upper[layer - 1])
+        for q, g in zip(_layer_params(lstm, layer), grads):
+            model.accumulate(q, g)
+        dy = lstm.dropouts[layer - 1].backward(dy)
     d, dw_hh = np.zeros((w_hh.shape[0], weight.shape[0]), dtype=dy.dtype), np.zeros_like(w_hh)
     flat_ids = ids.reshape(-1)                                      # (t, b) order, as da's columns
 
     def on_chunk(t0, t1, da, h):
         _add_by_id(da, flat_ids[t0 * B:t1 * B], d)                 # D: (4H, V)
         dw_hh[...] += da @ h.T
-    dh0, dc0 = backprop(dy, zeros, zeros, w_hh, hs, cs, gates, tanh_c, on_chunk)
+    dh0[0], dc0[0] = backprop(dy, zeros, zeros, w_hh, hs, cs, gates, tanh_c, on_chunk)
     dweight = d.T @ w_ih
     if model.embedding.padding_idx is not None:
         dweight[model.embedding.padding_idx] = 0                    # as the lesson's embedding_backward
     db = sum_rows(d)[:, 0]
-    lstm = model.lstm
-    for p, g in ((model.embedding.weight, dweight), (lstm.weight_ih_l0, d @ weight),
+    for q, g in ((model.embedding.weight, dweight), (lstm.weight_ih_l0, d @ weight),
                  (lstm.weight_hh_l0, dw_hh), (lstm.bias_ih_l0, db), (lstm.bias_hh_l0, db.copy())):
-        model.accumulate(p, g)
-    lstm.dstate0 = (dh0[None], dc0[None])
+        model.accumulate(q, g)
+    lstm.dstate0 = (np.stack(dh0), np.stack(dc0))
