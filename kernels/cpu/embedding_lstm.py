@@ -77,11 +77,6 @@ def _add_by_id(da, ids, d):
             d[r, ids[j]] += da[r, j]
 
 
-def _layer_params(lstm, layer):
-    """weight_ih, weight_hh, bias_ih, bias_hh of one layer, as lstm_forward takes them."""
-    return [getattr(lstm, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-
-
 def forward(idx, model, state=None):
     """idx: (B, T) -> h: (B, T, H) of the last layer, (h_n, c_n): (num_layers, B, H) each, cache."""
     weight, lstm = model.embedding.weight.data, model.lstm
@@ -95,7 +90,7 @@ def forward(idx, model, state=None):
     h_n, c_n, upper = [hs[T].T], [cs[T].T], []
     for layer in range(1, lstm.num_layers):                         # as LSTM.forward
         y = lstm.dropouts[layer - 1](y)
-        y, h, c, cache = lstm_forward(y, h0[layer], c0[layer], *(q.data for q in _layer_params(lstm, layer)))
+        y, h, c, cache = lstm_forward(y, h0[layer], c0[layer], *(q.data for q in lstm.layer_params(layer)))
         upper.append(cache)
         h_n.append(h)
         c_n.append(c)
@@ -112,7 +107,7 @@ def backward(dy, cache, model):
     dh0, dc0 = [None] * lstm.num_layers, [None] * lstm.num_layers
     for layer in reversed(range(1, lstm.num_layers)):               # as LSTM.backward
         dy, dh0[layer], dc0[layer], *grads = lstm_backward(dy, zeros, zeros, upper[layer - 1])
-        for q, g in zip(_layer_params(lstm, layer), grads):
+        for q, g in zip(lstm.layer_params(layer), grads):
             model.accumulate(q, g)
         dy = lstm.dropouts[layer - 1].backward(dy)
     d, dw_hh = np.zeros((w_hh.shape[0], weight.shape[0]), dtype=dy.dtype), np.zeros_like(w_hh)

@@ -25,8 +25,8 @@ import numpy as np
 
 from . import jit
 from .jit import compiled, prange, unavailable
-from .vector_exp import exp
 from .threads import blas_threads
+from .vector_exp import exp
 
 BLOCK_M, BLOCK_N = 64, 128          # query rows and key columns per tile (the fastest of 64-256 here)
 MIN_SCORES = 256 * 256              # below T * S this many, one score matrix fits in cache: cpu.attention

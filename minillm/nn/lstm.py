@@ -181,7 +181,8 @@ class LSTM(Module):
     def extra_repr(self):
         return f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, batch_first={self.batch_first}"
 
-    def _layer_params(self, layer):
+    def layer_params(self, layer):
+        """The Parameters weight_ih, weight_hh, bias_ih, bias_hh of one layer, in lstm_forward's order."""
         return [getattr(self, f"{n}_l{layer}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
 
     def forward(self, x, state=None):
@@ -200,7 +201,7 @@ class LSTM(Module):
             if layer > 0:
                 x = self.dropouts[layer - 1](x)
             x, h, c, cache = lstm_forward(x, state[0][layer], state[1][layer],
-                                          *(p.data for p in self._layer_params(layer)))
+                                          *(p.data for p in self.layer_params(layer)))
             caches.append(cache)
             h_n.append(h)
             c_n.append(c)
@@ -230,7 +231,7 @@ class LSTM(Module):
             dhT = zeros if dstate is None else dstate[0][layer]
             dcT = zeros if dstate is None else dstate[1][layer]
             dy, dh0[layer], dc0[layer], *grads = lstm_backward(dy, dhT, dcT, caches[layer])
-            for p, g in zip(self._layer_params(layer), grads):
+            for p, g in zip(self.layer_params(layer), grads):
                 self.accumulate(p, g)
             if layer > 0:
                 dy = self.dropouts[layer - 1].backward(dy)
