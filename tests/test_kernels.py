@@ -240,6 +240,37 @@ def test_vector_exp_is_within_two_roundings_of_exp():
 
 
 @NUMBA
+def test_vector_max_of_rows_is_numpys_max():
+    from minillm.kernels.cpu.vector_max import row_max_into
+    rng = np.random.default_rng(0)
+    specials = [0.0, -0.0, np.inf, -np.inf, 1e-45, -1e-45, 1e-40, -1e-40, 3.4e38, -3.4e38, 1.0, -1.0]
+    rows = [rng.standard_normal((50, 33)) * 1e3, -rng.random((50, 17)), rng.choice(specials, (400, 5))]
+    for x in rows:
+        for dtype in (np.float32, np.float64):
+            x = x.astype(dtype)
+            out = np.empty(x.shape[0], dtype=dtype)
+            row_max_into(x, out)
+            np.testing.assert_array_equal(out, x.max(axis=1))
+    x = np.array([[-0.0, -0.0], [1.0, np.nan], [-np.inf, -np.inf]], dtype=np.float32)
+    out = np.empty(3, dtype=np.float32)
+    row_max_into(x, out)
+    np.testing.assert_array_equal(out, [0.0, np.nan, -np.inf])
+    assert np.signbit(out[0])                                # -0.0 stays -0.0, as np.max
+
+
+@NUMBA
+def test_cached_kernels_are_stamped_with_every_engine_file():
+    """An edit to a helper (exp, the max keys, tanh) must recompile the kernels that inline it."""
+    if jit.cache_locator is None:
+        pytest.skip("this Numba keeps its cache internals elsewhere")
+    from minillm.kernels.cpu import fused_softmax
+    locator = jit.cache_locator.from_function(fused_softmax._softmax_rows.serial.py_func, fused_softmax.__file__)
+    names = [name for name, *_ in locator.get_source_stamp()]
+    assert {"vector_exp.py", "vector_max.py", "fused_lstm.py", "fused_softmax.py"} <= set(names)
+    assert jit.cache_locator.from_function(np.max, np.__file__) is None     # other code: Numba's own check
+
+
+@NUMBA
 def test_rational_tanh_is_within_four_roundings_of_tanh():
     from minillm.kernels.cpu import fused_lstm
     x = np.concatenate([np.linspace(-30, 30, 600001), np.logspace(-30, 1, 2000), -np.logspace(-30, 1, 2000)])

@@ -23,6 +23,7 @@ from . import numpy_float
 from .jit import SERIAL_BELOW, compiled, prange, unavailable
 from .reductions import sum_rows
 from .vector_exp import exp
+from .vector_max import from_key, key
 
 
 class AttentionCPUCache(NamedTuple):
@@ -60,9 +61,10 @@ def _weights_rows(s, pad, has_pad, causal, empty, zero):
                 for c in range(end):
                     if pad[b, c]:
                         s[b, h, t, c] = empty
-            top = empty
+            top_key = key(empty)               # the maximum over integer keys runs in vectors
             for c in range(end):
-                top = max(top, s[b, h, t, c])
+                top_key = max(top_key, key(s[b, h, t, c]))
+            top = from_key(top_key)
             total = zero
             if top != empty:
                 for c in range(end):

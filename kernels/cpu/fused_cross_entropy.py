@@ -14,6 +14,7 @@ import numpy as np
 
 from .jit import SERIAL_BELOW, compiled, prange, unavailable
 from .vector_exp import exp
+from .vector_max import from_key, key
 
 
 class FusedCrossEntropyCache(NamedTuple):
@@ -40,9 +41,10 @@ def _softmax_rows(z, y, valid, k, p, nll):
     N, V = z.shape
     keep, smooth = k[0], k[1]
     for i in prange(N):
-        top = z[i, 0]
+        top_key = key(z[i, 0])             # the maximum over integer keys runs in vectors
         for c in range(V):
-            top = max(top, z[i, c])
+            top_key = max(top_key, key(z[i, c]))
+        top = from_key(top_key)
         shifted_sum = top - top       # sum_c (z_c - m), a zero of z's dtype
         s = top - top
         for c in range(V):

@@ -36,6 +36,45 @@ except ImportError:                   # the lesson path runs instead; see unavai
     prange = range
     _MISSING = "Numba is not installed (pip install numba)"
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def kernel_sources():
+    """The engine's CPU source files (kernels/cpu/*.py), in name order."""
+    return sorted(os.path.join(HERE, name) for name in os.listdir(HERE) if name.endswith(".py"))
+
+
+def _register_cache_locator():
+    """Keep the cached machine code of every kernel here only while none of these files changed.
+
+    Numba checks a cached kernel against the file that defines it, but the kernels inline helpers
+    from other files (vector_exp.exp, vector_max.key, fused_lstm.tanh): an edit to exp alone
+    would leave every kernel that calls it running the old exp from __pycache__. This locator
+    stamps each kernel of this folder with the times and sizes of all of its files. It uses
+    Numba's cache internals; where they differ (another Numba version), Numba's own check applies.
+    """
+    try:
+        from numba.core.caching import CacheImpl, InTreeCacheLocator
+        CacheImpl._locator_classes
+    except (ImportError, AttributeError):
+        return None
+
+    class KernelsCacheLocator(InTreeCacheLocator):
+        def get_source_stamp(self):
+            return tuple((os.path.basename(f), os.stat(f).st_mtime, os.stat(f).st_size) for f in kernel_sources())
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            if numba.config.CACHE_DIR or os.path.dirname(os.path.abspath(py_file)) != HERE:
+                return None                     # NUMBA_CACHE_DIR, set by the user, wins
+            return super().from_function(py_func, py_file)
+
+    CacheImpl._locator_classes.insert(0, KernelsCacheLocator)
+    return KernelsCacheLocator
+
+
+cache_locator = _register_cache_locator() if numba is not None else None
+
 
 # Element-wise kernels on fewer values than this run on one thread: on the 2-core machine of
 # docs/benchmarks.md, waking the work queue's threads costs 50-100 us a call, and an Adam update
