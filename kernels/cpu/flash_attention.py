@@ -27,8 +27,9 @@ from . import jit
 from .jit import compiled, prange, unavailable
 from .threads import blas_threads
 from .vector_exp import exp
+from .vector_max import from_key, key
 
-BLOCK_M, BLOCK_N = 64, 128          # query rows and key columns per tile (the fastest of 64-256 here)
+BLOCK_M, BLOCK_N = 256, 256         # query rows and key columns per tile: bigger tiles, faster BLAS
 MIN_SCORES = 256 * 256              # below T * S this many, one score matrix fits in cache: cpu.attention
 _pool = {}                          # the worker threads of _on_shards, made at first use
 
@@ -76,11 +77,12 @@ def _exp_tile(s, scale, m, pad, has_pad, row0, col0, causal, empty, m_new, alpha
                 for c in range(end):
                     if pad[n, col0 + c]:
                         s[n, r, c] = empty
-            top = m[n, r]
+            top_key = key(m[n, r])             # the maximum over integer keys runs in vectors
             for c in range(end):
                 v = s[n, r, c] * scale
                 s[n, r, c] = v
-                top = max(top, v)
+                top_key = max(top_key, key(v))
+            top = from_key(top_key)
             m_new[n, r] = top
             shift = top
             if top == empty:
