@@ -279,6 +279,11 @@ def test_rational_tanh_is_within_four_roundings_of_tanh():
     err = np.abs(fused_lstm.rational_tanh(x).astype(np.float64) - exact)
     assert np.all(err <= 4e-7 * np.maximum(np.abs(exact), 1e-30) + 1e-45), float((err / np.abs(exact).clip(1e-30)).max())
     assert np.all(np.abs(fused_lstm.rational_tanh(x)) <= 1.0)
+    compiled = np.empty_like(x)
+    fused_lstm.tanh_into(x, compiled)                       # the kernels' own (fused multiply-adds)
+    err = np.abs(compiled.astype(np.float64) - exact)
+    assert np.all(err <= 4e-7 * np.maximum(np.abs(exact), 1e-30) + 1e-45), float((err / np.abs(exact).clip(1e-30)).max())
+    assert np.all(np.abs(compiled) <= 1.0)
 
 
 @NUMBA

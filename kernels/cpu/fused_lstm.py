@@ -24,8 +24,9 @@ tanh and sigmoid(z) = (1 + tanh(z/2)) / 2 come from one function, ``tanh``: in f
 function x P(u) / Q(u), u = (x/9)^2, fitted to tanh on [-9, 9] and clamped outside (there tanh
 rounds to +-1 in float32) and to [-1, 1]; its relative error is below 4e-7, about three float32
 roundings. It is plain multiplies and adds, so the compiler runs it 16 lanes at a time; a call to
-the exp or tanh of the C library cannot be vectorised. In float64 it is the exact np.tanh, so the
-float64 tests compare the derivative formulas, not an approximation.
+the exp or tanh of the C library cannot be vectorised. Its Horner steps may be fused multiply-adds,
+as vector_exp's. In float64 it is the exact np.tanh, so the float64 tests compare the derivative
+formulas, not an approximation.
 """
 from typing import NamedTuple
 
@@ -68,7 +69,7 @@ if numba is not None:
 
     from numba.extending import overload
 
-    @overload(tanh)
+    @overload(tanh, jit_options={"fastmath": {"contract"}})
     def _tanh_for(x):
         if x != numba.types.float32:
             return lambda x: np.tanh(x)
@@ -81,6 +82,13 @@ if numba is not None:
             r = x * p / q
             return _ONE if r > _ONE else (-_ONE if r < -_ONE else r)
         return rational
+
+
+@compiled(one_thread=True)
+def tanh_into(x, out):
+    """out = tanh(x) elementwise, x and out flat: the kernels' tanh as a NumPy-callable loop."""
+    for i in range(x.shape[0]):
+        out[i] = tanh(x[i])
 
 
 class FusedLSTMCache(NamedTuple):

@@ -12,7 +12,8 @@ __pycache__, so only the first run on a machine compiles), error_model="numpy" (
 or nan as NumPy does, instead of a check before every division that keeps the loop from running
 in vector registers) and fastmath off (float32 stays float32 and every operation is rounded as
 written, so results match the lesson's within float32 rounding), except that
-``compiled(sums=True)`` may reorder sums. Without Numba, ``compiled`` hands back the Python
+``compiled(sums=True)`` may reorder sums, and the exp and tanh polynomials (vector_exp.py,
+fused_lstm.py) may fuse their multiply-adds. Without Numba, ``compiled`` hands back the Python
 function unchanged, ``unavailable()`` says why, and the dispatch never picks these kernels.
 """
 import os
