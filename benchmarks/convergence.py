@@ -33,7 +33,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from cpu import blas_threads                                     # noqa: E402  (benchmarks/cpu.py)
+from cpu import blas_threads, cpu_name                                     # noqa: E402  (benchmarks/cpu.py)
 
 CFG = dict(n_layer=4, n_head=4, n_embd=128, block_size=64)
 BATCH, LR, WARMUP = 12, 1e-3, 100
@@ -186,7 +186,6 @@ def main():
         value = getattr(args, name)
         if value is not None and value <= 0:
             ap.error(f"--{name} must be positive, got {value}")
-    import platform
     from minillm.training import data
     from minillm.tokenizers import CharTokenizer
     text = data.builtin_corpus()
@@ -196,7 +195,7 @@ def main():
     threads = blas_threads()
     from minillm.training.parallel import blas_threads as openblas
     dp = args.threads or (threads if openblas.available() else 1)       # DataParallel needs a settable OpenBLAS
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, BLAS threads {threads}; "
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, BLAS threads {threads}; "
           f"date {time.strftime('%Y-%m-%d')}; "
           + (f"{args.seconds:.0f} s" if args.steps is None else f"{args.steps} steps")
           + f" each in {args.slices} turns; init seed {args.seed}; vocab {tok.vocab_size}")

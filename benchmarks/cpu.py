@@ -23,6 +23,7 @@ process's and the part above what it held after importing its library (the model
 import argparse
 import json
 import os
+import platform
 import resource
 import subprocess
 import sys
@@ -286,6 +287,19 @@ def run_worker(case, impl, seconds, T=0):
     raise RuntimeError(f"{case}/{impl} failed:\n{proc.stderr[-3000:]}")
 
 
+def cpu_name():
+    """The processor's model name (from /proc/cpuinfo where there is one) and whether it has AVX-512."""
+    name, flags = platform.processor() or platform.machine(), ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read().splitlines()
+        name = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+        flags = next(line for line in info if line.startswith("flags"))
+    except (OSError, StopIteration):
+        pass
+    return name + (" with AVX-512" if " avx512f" in flags else "")
+
+
 def blas_threads():
     """NumPy's BLAS threads: read from OpenBLAS itself where minillm finds it, else from threadpoolctl, else a guess."""
     from minillm.training.parallel import blas_threads as openblas
@@ -309,14 +323,13 @@ def main():
     args = ap.parse_args()
     if args.worker:
         return worker(*args.worker, args.seconds, args.T)
-    import platform
     peak = matmul_peak_gflops()
     try:
         import torch
         torch_name = f"PyTorch {torch.__version__}"
     except ImportError:
         torch_name = None
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, BLAS threads "
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, BLAS threads "
           f"{blas_threads()}; NumPy {np.__version__}; {torch_name or 'PyTorch not installed'}; "
           f"date {time.strftime('%Y-%m-%d')}")
     print(f"float32 matmul peak (NumPy, 2048^3): {peak:.1f} GFLOP/s")

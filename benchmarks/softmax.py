@@ -9,7 +9,6 @@ round, and keeps its best time, so a drifting machine favours none. PyTorch runs
 threads as NumPy's BLAS.
 """
 import os
-import platform
 import sys
 import time
 
@@ -18,7 +17,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from cpu import blas_threads                                     # noqa: E402  (benchmarks/cpu.py)
+from cpu import blas_threads, cpu_name                                     # noqa: E402  (benchmarks/cpu.py)
 from minillm.kernels.cpu import jit                              # noqa: E402
 from minillm.nn import activations                               # noqa: E402
 
@@ -68,7 +67,7 @@ def main():
         torch_version = torch.__version__
     except ImportError:
         torch_version = None
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, BLAS threads {blas_threads()}; NumPy "
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, BLAS threads {blas_threads()}; NumPy "
           f"{np.__version__}; PyTorch {torch_version}; {jit.describe()}; date {time.strftime('%Y-%m-%d')}")
     print(f"{'op':12s} {'shape':18s} {'lesson ms':>10s} {'kernel ms':>10s} {'torch ms':>9s} "
           f"{'lesson/kernel':>14s} {'torch/kernel':>13s}")
