@@ -129,14 +129,15 @@ def _finish(acc, m, l, out, lse, empty):
 
 
 @compiled
-def _exp_by_lse(s, lse, pad, has_pad, scale, row0, col0, causal, empty):
-    """s (N, R, C) scores -> p = exp(s * scale - L) in place, the exact weights; masked entries
-    (and rows with no key) 0."""
+def _weights_and_gradient(s, dp, lse, dv_row, pad, has_pad, scale, row0, col0, causal, empty):
+    """s (N, R, C) scores -> p = exp(s * scale - L) in place, the exact weights (masked entries and
+    rows with no key 0), and dp = dO V^T -> ds = p (dp - Dv) in place, in one pass over the tile."""
     N, R, C = s.shape
+    zero = scale - scale
     for n in prange(N):
         for r in range(R):
             row = row0 + r
-            L = lse[n, row]
+            L, d = lse[n, row], dv_row[n, row]
             end = min(C, max(0, row - col0 + 1)) if causal else C
             if L == -empty:
                 end = 0
@@ -145,20 +146,12 @@ def _exp_by_lse(s, lse, pad, has_pad, scale, row0, col0, causal, empty):
                     if pad[n, col0 + c]:
                         s[n, r, c] = empty
             for c in range(end):
-                s[n, r, c] = exp(s[n, r, c] * scale - L)
+                p = exp(s[n, r, c] * scale - L)
+                s[n, r, c] = p
+                dp[n, r, c] = p * (dp[n, r, c] - d)
             for c in range(end, C):
-                s[n, r, c] = scale - scale
-
-
-@compiled
-def _softmax_gradient(p, dp, dv_row, row0):
-    """dp -> ds = p (dp - Dv) in place, p: (N, R, C)."""
-    N, R, C = p.shape
-    for n in prange(N):
-        for r in range(R):
-            d = dv_row[n, row0 + r]
-            for c in range(C):
-                dp[n, r, c] = p[n, r, c] * (dp[n, r, c] - d)
+                s[n, r, c] = zero
+                dp[n, r, c] = zero
 
 
 @compiled(sums=True)
@@ -262,8 +255,7 @@ def _backward_rows(qf, kf, vf, do, lse, dv_row, pad, causal, scale, dq, dk, dv):
             q_i, do_i = qf[:, m0:m1], do[:, m0:m1]
             s = np.matmul(q_i, k_j.transpose(0, 2, 1), out=s_buf[:, :m1 - m0, :n1 - n0])     # (N, BM, BN)
             dp = np.matmul(do_i, v_j.transpose(0, 2, 1), out=dp_buf[:, :m1 - m0, :n1 - n0])  # dO_i V_j^T
-            _exp_by_lse(s, lse, pad, has_pad, t(scale), m0, n0, causal, t(-np.inf))   # p, the exact weights
-            _softmax_gradient(s, dp, dv_row, m0)                        # dp -> ds
+            _weights_and_gradient(s, dp, lse, dv_row, pad, has_pad, t(scale), m0, n0, causal, t(-np.inf))  # p; ds
             kv_part, q_part = kv_buf[:, :n1 - n0], q_buf[:, :m1 - m0]     # products into reused buffers
             dv[:, n0:n1] += np.matmul(s.transpose(0, 2, 1), do_i, out=kv_part)
             dk[:, n0:n1] += np.matmul(dp.transpose(0, 2, 1), q_i, out=kv_part)
