@@ -109,6 +109,21 @@ def test_softmax_and_log_softmax(monkeypatch, rng, op, dtype, shape, strided):
 
 @NUMBA
 @pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_a_nan_of_either_sign_makes_its_row_nan_as_in_the_lesson(monkeypatch, rng, op):
+    """The row maximum over integer keys ranks a NaN with its sign bit set below -inf; the exp
+    that follows must still carry it into the whole row, as the lesson's np.max does."""
+    forward = getattr(activations, f"{op}_forward")
+    x = rand(rng, (3, 37), np.float32)
+    x[0, 5] = np.nan
+    x[1, 20] = -np.float32(np.nan)                            # sign bit set
+    assert np.signbit(x[1, 20])
+    plain, fast = both(monkeypatch, lambda: forward(x)[0])
+    assert np.isnan(fast[:2]).all() and np.isnan(plain[:2]).all()
+    np.testing.assert_allclose(fast[2], plain[2], rtol=2e-6, atol=1e-7)
+
+
+@NUMBA
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
 def test_softmax_along_another_axis_runs_the_lesson(monkeypatch, rng, op):
     forward, backward = getattr(activations, f"{op}_forward"), getattr(activations, f"{op}_backward")
     x = rand(rng, (3, 4, 5), np.float64)

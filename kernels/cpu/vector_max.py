@@ -14,8 +14,9 @@ own inverse, so max over the keys, mapped back, is the largest value:
 
     top = from_key(max(key(x_0), key(x_1), ...))
 
--0.0 ranks below +0.0, inf above every finite value, and a NaN (sign bit clear) above inf, so a
-row with such a NaN has maximum NaN, as np.max. In float64 ``key`` and ``from_key`` are the value
+-0.0 ranks below +0.0, inf above every finite value, and a NaN with its sign bit clear above inf,
+so a row with such a NaN has maximum NaN, as np.max; a NaN with the sign bit set ranks below
+-inf, and the exp(x - max) that every caller takes next turns its row to NaN all the same. In float64 ``key`` and ``from_key`` are the value
 itself and the maximum is the ordinary one: the float64 tests compare formulas, not this trick.
 """
 import numpy as np
