@@ -23,7 +23,7 @@ from . import numpy_float
 from .jit import SERIAL_BELOW, compiled, prange, unavailable
 from .reductions import sum_rows
 from .vector_exp import exp
-from .vector_max import from_key, key
+from .vector_max import row_max
 
 
 class AttentionCPUCache(NamedTuple):
@@ -61,10 +61,7 @@ def _weights_rows(s, pad, has_pad, causal, empty, zero):
                 for c in range(end):
                     if pad[b, c]:
                         s[b, h, t, c] = empty
-            top_key = key(empty)               # the maximum over integer keys runs in vectors
-            for c in range(end):
-                top_key = max(top_key, key(s[b, h, t, c]))
-            top = from_key(top_key)
+            top = row_max(s[b, h, t], end, empty)   # over integer keys: in vector registers
             total = zero
             if top != empty:
                 for c in range(end):

@@ -14,7 +14,7 @@ import numpy as np
 
 from .jit import SERIAL_BELOW, compiled, prange, unavailable
 from .vector_exp import exp
-from .vector_max import from_key, key
+from .vector_max import row_max
 
 
 class FusedCrossEntropyCache(NamedTuple):
@@ -41,10 +41,7 @@ def _softmax_rows(z, y, valid, k, p, nll):
     N, V = z.shape
     keep, smooth = k[0], k[1]
     for i in prange(N):
-        top_key = key(z[i, 0])             # the maximum over integer keys runs in vectors
-        for c in range(V):
-            top_key = max(top_key, key(z[i, c]))
-        top = from_key(top_key)
+        top = row_max(z[i], V, z[i, 0])          # over integer keys: in vector registers
         shifted_sum = top - top       # sum_c (z_c - m), a zero of z's dtype
         s = top - top
         for c in range(V):

@@ -19,7 +19,7 @@ import numpy as np
 
 from .jit import SERIAL_BELOW, compiled, prange, unavailable
 from .vector_exp import exp
-from .vector_max import from_key, key
+from .vector_max import row_max
 
 
 class FusedSoftmaxCache(NamedTuple):
@@ -48,10 +48,7 @@ def _softmax_rows(x, p):
     """p = exp(x - m) / sum exp(x - m) per row, m = rowmax(x)."""
     N, V = x.shape
     for i in prange(N):
-        top_key = key(x[i, 0])             # the maximum over integer keys runs in vectors
-        for c in range(V):
-            top_key = max(top_key, key(x[i, c]))
-        top = from_key(top_key)
+        top = row_max(x[i], V, x[i, 0])          # over integer keys: in vector registers
         s = top - top                 # a zero of x's dtype
         for c in range(V):
             e = exp(x[i, c] - top)
@@ -66,10 +63,7 @@ def _log_softmax_rows(x, out, e, sums):
     """e = exp(x - m), sums = rowsum(e), out = (x - m) - log(sums) per row, m = rowmax(x)."""
     N, V = x.shape
     for i in prange(N):
-        top_key = key(x[i, 0])             # the maximum over integer keys runs in vectors
-        for c in range(V):
-            top_key = max(top_key, key(x[i, c]))
-        top = from_key(top_key)
+        top = row_max(x[i], V, x[i, 0])          # over integer keys: in vector registers
         s = top - top
         for c in range(V):
             ec = exp(x[i, c] - top)

@@ -16,8 +16,10 @@ own inverse, so max over the keys, mapped back, is the largest value:
 
 -0.0 ranks below +0.0, inf above every finite value, and a NaN with its sign bit clear above inf,
 so a row with such a NaN has maximum NaN, as np.max; a NaN with the sign bit set ranks below
--inf, and the exp(x - max) that every caller takes next turns its row to NaN all the same. In float64 ``key`` and ``from_key`` are the value
-itself and the maximum is the ordinary one: the float64 tests compare formulas, not this trick.
+-inf, and the exp(x - max) that every caller takes next turns its row to NaN all the same. In
+float64 ``key`` and ``from_key`` are the value itself and the maximum is the ordinary one: the
+float64 tests compare formulas, not this trick. ``row_max`` is the loop the kernels call (flash
+attention's tile pass keeps its own, which also scales each score as it reads it).
 """
 import numpy as np
 
@@ -70,11 +72,21 @@ if numba is not None:
         return value
 
 
+def row_max(row, end, start):
+    """max(start, row[0], ..., row[end-1]) through the keys: the loop every kernel here uses.
+    row: (C,) a view of one row; end <= C; start is returned when end = 0."""
+    top_key = key(start)
+    for c in range(end):
+        top_key = max(top_key, key(row[c]))
+    return from_key(top_key)
+
+
+if numba is not None:
+    row_max = numba.njit(inline="always", error_model="numpy")(row_max)   # inlined into each kernel
+
+
 @compiled
 def row_max_into(x, out):
-    """out[i] = max_c x[i, c], x: (N, V), V >= 1, through the keys: the loop every kernel here uses."""
+    """out[i] = max_c x[i, c], x: (N, V), V >= 1: row_max as a NumPy-callable loop."""
     for i in prange(x.shape[0]):
-        top_key = key(x[i, 0])
-        for c in range(x.shape[1]):
-            top_key = max(top_key, key(x[i, c]))
-        out[i] = from_key(top_key)
+        out[i] = row_max(x[i], x.shape[1], x[i, 0])
