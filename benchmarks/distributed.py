@@ -75,14 +75,9 @@ def measure(case, ranks, steps):
 
 
 def machine():
-    """CPU model and core count, for the header."""
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{name}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    """CPU model (benchmarks/cpu.py's cpu_name), core count and Python version, for the header."""
+    from cpu import cpu_name                                    # benchmarks/cpu.py, beside this script
+    return f"{cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def main():
