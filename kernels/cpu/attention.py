@@ -6,6 +6,8 @@ rearranged so the (B, H, T, S) arrays are touched fewer times.
 - the score matrix is turned into the weights in place (s -> s - max -> exp -> p), masked
   scores added as a small (T, S) array of 0 / -inf;
 - the softmax denominators are BLAS row sums (reductions.py);
+- the products over all (batch, head) pairs are one BLAS call each where batched_matmul.py can
+  make them one;
 - backward: rowsum(dp * p)_i = sum_j p_ij (dout_i . v_j) = dout_i . out_i, so it comes from the
   (B, H, T, D) arrays dout and out instead of the (B, H, T, S) ones (as FlashAttention-2 does),
   and dp becomes ds in place;
@@ -20,6 +22,7 @@ import numpy as np
 from minillm.nn.attention import build_mask
 
 from . import numpy_float
+from .batched_matmul import matmul
 from .jit import SERIAL_BELOW, compiled, prange, unavailable
 from .reductions import sum_rows
 from .vector_exp import exp
@@ -120,7 +123,7 @@ def _weights_numpy(s, attn_mask, key_padding_mask, is_causal):
 def forward(q, k, v, attn_mask, is_causal, key_padding_mask, dropout_p, dropout_mask, scale):
     """out = softmax(q k^T * scale + mask) v, the weights built in place."""
     qs = q * q.dtype.type(scale)                                    # (B,H,T,D)
-    s = qs @ k.swapaxes(-1, -2)                                     # (B,H,T,S)
+    s = matmul(qs, k.swapaxes(-1, -2))                              # (B,H,T,S)
     if _compiled_weights(s, attn_mask, key_padding_mask):
         pad = np.zeros((1, 1), dtype=bool) if key_padding_mask is None else np.asarray(key_padding_mask, dtype=bool)
         t = s.dtype.type
@@ -131,15 +134,15 @@ def forward(q, k, v, attn_mask, is_causal, key_padding_mask, dropout_p, dropout_
     pd = p
     if dropout_p > 0:
         pd = p * dropout_mask * (1.0 / (1.0 - dropout_p))
-    out = pd @ v                                                    # (B,H,T,D)
+    out = matmul(pd, v)                                             # (B,H,T,D)
     return out, AttentionCPUCache(qs, k, v, p, pd, out, dropout_mask, dropout_p, scale)
 
 
 def backward(dout, cache):
     """dq, dk, dv: the lesson's backward with rowsum(dp * p) = rowsum(dout * out)."""
     qs, k, v, p, pd, o, mask, dropout_p, scale = cache
-    dv = pd.swapaxes(-1, -2) @ dout
-    dp = dout @ v.swapaxes(-1, -2)
+    dv = matmul(pd.swapaxes(-1, -2), dout)
+    dp = matmul(dout, v.swapaxes(-1, -2))
     if dropout_p > 0:
         dp *= mask * (1.0 / (1.0 - dropout_p))
     rowdot = np.einsum("...d,...d->...", dout, o)                   # rowsum(dp * p) = rowsum(dout * out)
@@ -149,7 +152,7 @@ def backward(dout, cache):
     else:
         ds -= rowdot[..., None]
         ds *= p
-    dq = ds @ k
+    dq = matmul(ds, k)
     dq *= scale
-    dk = ds.swapaxes(-1, -2) @ qs                                   # = ds^T q * scale
+    dk = matmul(ds.swapaxes(-1, -2), qs)                            # = ds^T q * scale
     return dq, dk, dv
