@@ -17,49 +17,32 @@ So do products of at most 100^3 multiply-adds each: for those the routine takes 
 small-matrix path, which crashes in OpenBLAS 0.3.31 (NumPy 2.4's wheels) when called through the
 batch routine (a 3 x (8 x 8) batch is enough). np.matmul's overhead matters less at that size.
 """
-import ctypes
-
 import numpy as np
 
-from .threads import _numpy_blas
+from . import openblas
+from .openblas import NO_TRANS, ROW_MAJOR, TRANS
 
-ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112       # CBLAS's enum values
 SMALL = 100 ** 3                                 # OpenBLAS's small-matrix path: M N K at most this
+BATCH = ["enum", "enum", "enum", "int", "int", "int", "real", "pointer", "int", "int", "pointer", "int", "int",
+         "real", "pointer", "int", "int", "int"]
+"""cblas_?gemm_batch_strided(order, trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b,
+beta, C, ldc, stride_c, count)"""
 _routines = {}
 
 
 def _find_routines():
-    """{dtype: the ctypes function of ?gemm_batch_strided} from NumPy's OpenBLAS; {} elsewhere.
-
-    Its integers are 64-bit in an OpenBLAS built for them (NumPy's wheels: symbols end in 64_),
-    else 32-bit; a small product is checked against np.matmul before the routines are used.
-    """
-    lib = _numpy_blas()
-    if lib is None or lib.info().get("internal_api") != "openblas":
-        return {}
-    try:
-        dll = ctypes.CDLL(lib.filepath)
-    except OSError:
-        return {}
-    prefix, suffix = getattr(lib, "_symbol_prefix", ""), getattr(lib, "_symbol_suffix", "")
-    wide = suffix.startswith("64") or hasattr(dll, "cblas_sgemm64_") or hasattr(dll, prefix + "cblas_sgemm64_")
-    integer, pointer = (ctypes.c_int64 if wide else ctypes.c_int32), ctypes.c_void_p
+    """{dtype: the ctypes function of ?gemm_batch_strided} from NumPy's OpenBLAS; {} elsewhere."""
     found = {}
-    for dtype, letter, real in ((np.float32, "s", ctypes.c_float), (np.float64, "d", ctypes.c_double)):
-        for name in (f"{prefix}cblas_{letter}gemm_batch_strided{suffix}", f"cblas_{letter}gemm_batch_strided"):
-            fn = getattr(dll, name, None)
-            if fn is not None:
-                fn.restype = None
-                fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, integer, integer, integer, real,
-                               pointer, integer, integer, pointer, integer, integer, real,
-                               pointer, integer, integer, integer]
-                found[np.dtype(dtype)] = fn
-                break
+    for dtype in (np.float32, np.float64):
+        fn = openblas.function("gemm_batch_strided", dtype, BATCH)
+        if fn is not None:
+            found[np.dtype(dtype)] = fn
     return found
 
 
 def _routine(dtype):
-    """The batch routine for this dtype, or None; found and checked on the first call."""
+    """The batch routine for this dtype, or None; found and checked against np.matmul on the
+    first call (a wrong guess of its integer width would show there)."""
     if "all" not in _routines:
         _routines["all"] = {}
         found = _find_routines()
