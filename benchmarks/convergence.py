@@ -28,7 +28,12 @@ import os
 import sys
 import time
 
-import numpy as np
+# As minillm sets it when it is imported before NumPy (the command line always is): OpenBLAS's idle
+# threads spin 2^20 cycles, not 2^28, after a product (minillm/__init__.py). This script loads
+# NumPy first, so it sets the same here.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

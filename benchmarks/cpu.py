@@ -29,7 +29,12 @@ import subprocess
 import sys
 import time
 
-import numpy as np
+# As minillm sets it when it is imported before NumPy (the command line always is): OpenBLAS's idle
+# threads spin 2^20 cycles, not 2^28, after a product (minillm/__init__.py). This script loads
+# NumPy first, so it sets the same here.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")
+
+import numpy as np  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)

@@ -8,7 +8,17 @@ The package is layered; each layer imports only the ones below it:
     cli/ -> training/, gradcheck/, hub.py -> models/ -> nn/ -> backend.py
     nn/ asks kernels/ (the engine, installed as minillm.kernels) whether a fast version applies.
 """
+import os
+import sys
 from pathlib import Path
+
+# The engine runs threads of its own beside OpenBLAS's (kernels/cpu/lstm_parallel.py, DataParallel,
+# flash attention's shards). After each product OpenBLAS's idle threads spin 2^28 cycles (about
+# 0.1 s) by default, taking a core from them; 2^20 (under a millisecond) keeps them ready between
+# the products of a step and out of the way after. OpenBLAS reads the variable when NumPy loads
+# it, so it is set only while NumPy is not loaded yet, and a value the user set wins.
+if "numpy" not in sys.modules:
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")
 
 # In a source checkout used without installing (PYTHONPATH=.), minillm.kernels is the top-level
 # kernels/ folder: setup.py installs it under minillm, and this makes the checkout see it the same way.

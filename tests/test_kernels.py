@@ -287,15 +287,15 @@ def test_cached_kernels_are_stamped_with_every_engine_file():
 
 @NUMBA
 def test_rational_tanh_is_within_four_roundings_of_tanh():
-    from minillm.kernels.cpu import fused_lstm
+    from minillm.kernels.cpu import vector_tanh
     x = np.concatenate([np.linspace(-30, 30, 600001), np.logspace(-30, 1, 2000), -np.logspace(-30, 1, 2000)])
     x = x.astype(np.float32)
     exact = np.tanh(x.astype(np.float64))
-    err = np.abs(fused_lstm.rational_tanh(x).astype(np.float64) - exact)
+    err = np.abs(vector_tanh.rational_tanh(x).astype(np.float64) - exact)
     assert np.all(err <= 4e-7 * np.maximum(np.abs(exact), 1e-30) + 1e-45), float((err / np.abs(exact).clip(1e-30)).max())
-    assert np.all(np.abs(fused_lstm.rational_tanh(x)) <= 1.0)
+    assert np.all(np.abs(vector_tanh.rational_tanh(x)) <= 1.0)
     compiled = np.empty_like(x)
-    fused_lstm.tanh_into(x, compiled)                       # the kernels' own (fused multiply-adds)
+    vector_tanh.tanh_into(x, compiled)                       # the kernels' own (fused multiply-adds)
     err = np.abs(compiled.astype(np.float64) - exact)
     assert np.all(err <= 4e-7 * np.maximum(np.abs(exact), 1e-30) + 1e-45), float((err / np.abs(exact).clip(1e-30)).max())
     assert np.all(np.abs(compiled) <= 1.0)

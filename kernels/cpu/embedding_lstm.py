@@ -23,6 +23,7 @@ import numpy as np
 
 from minillm.nn.lstm import lstm_backward, lstm_forward
 
+from . import lstm_parallel
 from .fused_lstm import backprop, recurrence
 from .jit import compiled, unavailable
 from .reductions import sum_rows
@@ -38,6 +39,7 @@ class EmbeddingLSTMCache(NamedTuple):
     cs: np.ndarray
     gates: np.ndarray
     tanh_c: np.ndarray
+    parts: int              # P: the steps ran in lstm_parallel's P parts (1: fused_lstm's loop)
 
     def backward(self, dy, model):
         return backward(dy, self, model)
@@ -86,7 +88,13 @@ def forward(idx, model, state=None):
     p = w_ih @ weight.T                                             # (4H, V): W_ih times every row of E
     p += (lstm.bias_ih_l0.data + lstm.bias_hh_l0.data)[:, None]
     ids = np.ascontiguousarray(idx.T)                               # (T, B)
-    y, hs, cs, gates, tanh_c = recurrence(lambda t0, t1, ax: _gather(p, ids[t0:t1], ax), T, h0[0], c0[0], w_hh)
+    P, ran = lstm_parallel.parts(w_hh.shape[1], w_hh.dtype), None
+    if P > 1:                                                       # the units split between the cores
+        order = lstm_parallel.part_order(w_hh.shape[1], P)
+        ran = lstm_parallel.recurrence(("gathered", np.ascontiguousarray(p[order]), ids), h0[0], c0[0], w_hh, P)
+    if ran is None:
+        P, ran = 1, recurrence(lambda t0, t1, ax: _gather(p, ids[t0:t1], ax), T, h0[0], c0[0], w_hh)
+    y, hs, cs, gates, tanh_c = ran
     h_n, c_n, upper = [hs[T].T], [cs[T].T], []
     for layer in range(1, lstm.num_layers):                         # as LSTM.forward
         y = lstm.dropouts[layer - 1](y)
@@ -95,12 +103,12 @@ def forward(idx, model, state=None):
         h_n.append(h)
         c_n.append(c)
     state = (np.stack(h_n), np.stack(c_n))
-    return y, state, EmbeddingLSTMCache(ids, upper, weight, w_ih, w_hh, hs, cs, gates, tanh_c)
+    return y, state, EmbeddingLSTMCache(ids, upper, weight, w_ih, w_hh, hs, cs, gates, tanh_c, P)
 
 
 def backward(dy, cache, model):
     """dy: (B, T, H) -> adds the gradients of the embedding and the LSTM's parameters to the model."""
-    ids, upper, weight, w_ih, w_hh, hs, cs, gates, tanh_c = cache
+    ids, upper, weight, w_ih, w_hh, hs, cs, gates, tanh_c, P = cache
     lstm = model.lstm
     B = dy.shape[0]
     zeros = np.zeros((B, w_hh.shape[1]), dtype=dy.dtype)
@@ -110,13 +118,24 @@ def backward(dy, cache, model):
         for q, g in zip(lstm.layer_params(layer), grads):
             model.accumulate(q, g)
         dy = lstm.dropouts[layer - 1].backward(dy)
-    d, dw_hh = np.zeros((w_hh.shape[0], weight.shape[0]), dtype=dy.dtype), np.zeros_like(w_hh)
-    flat_ids = ids.reshape(-1)                                      # (t, b) order, as da's columns
+    ran = lstm_parallel.backprop(dy, zeros, zeros, w_hh, cs, gates, tanh_c) if P > 1 else None
+    if ran is not None:                                             # da of all steps, in part order
+        dh0[0], dc0[0], da = ran
+        order = lstm_parallel.part_order(w_hh.shape[1], P)
+        d = np.zeros((w_hh.shape[0], weight.shape[0]), dtype=dy.dtype)
+        _add_by_id(da, ids.reshape(-1), d)
+        d = lstm_parallel.in_w_hh_order(d, order)
+        dw_hh = lstm_parallel.in_w_hh_order(da @ lstm_parallel.h_columns(hs).T, order)
+    else:
+        if P > 1:
+            gates = lstm_parallel.natural_gates(gates)              # the threads did not run: one thread
+        d, dw_hh = np.zeros((w_hh.shape[0], weight.shape[0]), dtype=dy.dtype), np.zeros_like(w_hh)
+        flat_ids = ids.reshape(-1)                                  # (t, b) order, as da's columns
 
-    def on_chunk(t0, t1, da, h):
-        _add_by_id(da, flat_ids[t0 * B:t1 * B], d)                 # D: (4H, V)
-        dw_hh[...] += da @ h.T
-    dh0[0], dc0[0] = backprop(dy, zeros, zeros, w_hh, hs, cs, gates, tanh_c, on_chunk)
+        def on_chunk(t0, t1, da, h):
+            _add_by_id(da, flat_ids[t0 * B:t1 * B], d)             # D: (4H, V)
+            dw_hh[...] += da @ h.T
+        dh0[0], dc0[0] = backprop(dy, zeros, zeros, w_hh, hs, cs, gates, tanh_c, on_chunk)
     dweight = d.T @ w_ih
     if model.embedding.padding_idx is not None:
         dweight[model.embedding.padding_idx] = 0                    # as the lesson's embedding_backward

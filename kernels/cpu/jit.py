@@ -13,7 +13,7 @@ or nan as NumPy does, instead of a check before every division that keeps the lo
 in vector registers) and fastmath off (float32 stays float32 and every operation is rounded as
 written, so results match the lesson's within float32 rounding), except that
 ``compiled(sums=True)`` may reorder sums, and the exp and tanh polynomials (vector_exp.py,
-fused_lstm.py) may fuse their multiply-adds. Without Numba, ``compiled`` hands back the Python
+vector_tanh.py) may fuse their multiply-adds. Without Numba, ``compiled`` hands back the Python
 function unchanged, ``unavailable()`` says why, and the dispatch never picks these kernels.
 """
 import os
@@ -49,7 +49,7 @@ def _register_cache_locator():
     """Keep the cached machine code of every kernel here only while none of these files changed.
 
     Numba checks a cached kernel against the file that defines it, but the kernels inline helpers
-    from other files (vector_exp.exp, vector_max.key, fused_lstm.tanh): an edit to exp alone
+    from other files (vector_exp.exp, vector_max.key, vector_tanh.tanh): an edit to exp alone
     would leave every kernel that calls it running the old exp from __pycache__. This locator
     stamps each kernel of this folder with the times and sizes of all of its files. It uses
     Numba's cache internals; where they differ (another Numba version), Numba's own check applies.
@@ -105,6 +105,8 @@ class _Compiled:
         self.serial = numba.njit(**options)(twin)
 
     def __call__(self, *args):
+        if self.parallel is self.serial:
+            return self.serial(*args)
         serial = in_shared_thread() or args[0].size < self.serial_below
         return (self.serial if serial else self.parallel)(*args)
 
