@@ -118,12 +118,10 @@ def backward(dy, cache, model):
         for q, g in zip(lstm.layer_params(layer), grads):
             model.accumulate(q, g)
         dy = lstm.dropouts[layer - 1].backward(dy)
-    ran = lstm_parallel.backprop(dy, zeros, zeros, w_hh, cs, gates, tanh_c) if P > 1 else None
-    if ran is not None:                                             # da of all steps, in part order
-        dh0[0], dc0[0], da = ran
+    ran = lstm_parallel.backprop(dy, zeros, zeros, w_hh, cs, gates, tanh_c, ids, weight.shape[0]) if P > 1 else None
+    if ran is not None:                                             # da of all steps and D, in part order
+        dh0[0], dc0[0], da, d = ran
         order = lstm_parallel.part_order(w_hh.shape[1], P)
-        d = np.zeros((w_hh.shape[0], weight.shape[0]), dtype=dy.dtype)
-        _add_by_id(da, ids.reshape(-1), d)
         d = lstm_parallel.in_w_hh_order(d, order)
         dw_hh = lstm_parallel.in_w_hh_order(da @ lstm_parallel.h_columns(hs).T, order)
     else:

@@ -153,7 +153,7 @@ def backward(dy, dh_T, dc_T, cache):
     if P > 1:
         ran = lstm_parallel.backprop(dy, dh_T, dc_T, w_hh, cs, gates, tanh_c)
         if ran is not None:                                           # da in part order, all steps
-            dh0, dc0, da = ran
+            dh0, dc0, da, _ = ran
             order = lstm_parallel.part_order(H, P)
             dx = np.ascontiguousarray((da.T @ w_ih[order]).reshape(T, B, -1).transpose(1, 0, 2))
             grads = [lstm_parallel.in_w_hh_order(g, order) for g in

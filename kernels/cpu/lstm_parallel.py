@@ -152,12 +152,15 @@ def _forward_part(gemm, p, w, dense, table, idx, gathered, hs, cs, gates, tanh_c
 
 
 @compiled(one_thread=True)
-def _backward_part(gemm, p, w_t, dy, dc, gates, cs, tanh_c, grad, da, dh, da_cols, counter, piece, k, limit):
+def _backward_part(gemm, p, w_t, dy, dc, gates, cs, tanh_c, grad, da, dh, da_cols, ids, by_id, counter, piece, k,
+                   limit):
     """Part p's share of all T steps backward: w_t (P, H, 4Hp) each part's W_p^T; dy (B, T, H); dc
     (P, Hp, B) the gradient of c_T, left as that of c_0; gates, cs, tanh_c as in _forward_part;
     grad (2, P, H, B) the parts' G, step t reading slot (t+1) % 2 (slot T % 2: dh_T and zeros)
     and writing slot t % 2; da (P, 4Hp, B), dh (P, Hp, B) scratch; da_cols (4H, T, B) every
-    step's da in part order. The step is lstm_step's cells_backward."""
+    step's da in part order. With ids (T, B) of a folded embedding (embedding_lstm.py), by_id
+    (4H, V) gets each step's da summed per token id (D), part p its own rows, while da is in
+    cache; an empty ids skips that. The step is lstm_step's cells_backward."""
     P, H, R = w_t.shape
     B, T = dy.shape[0], dy.shape[1]
     Hp = R // 4
@@ -177,6 +180,10 @@ def _backward_part(gemm, p, w_t, dy, dc, gates, cs, tanh_c, grad, da, dh, da_col
         for r in range(R):                                            # the weight gradients' columns
             for b in range(B):
                 da_cols[p * R + r, t, b] = dap[r, b]
+        if ids.shape[0] > 0:
+            for r in range(R):                                        # D[:, v] += da of the tokens v
+                for b in range(B):
+                    by_id[p * R + r, ids[t, b]] += dap[r, b]
         for m0 in range(0, H, piece):                                 # G_p = W_p^T da_p, piece by piece
             gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, min(piece, H - m0), B, R, one, w_t[p, m0:].ctypes.data, R,
                  dap.ctypes.data, B, zero, grad[dst, p, m0:].ctypes.data, B)
@@ -240,10 +247,11 @@ def recurrence(inputs, h0, c0, w_hh, P):
     return y, hs, cs, gates, tanh_c
 
 
-def backprop(dy, dh_T, dc_T, w_hh, cs, gates, tanh_c):
+def backprop(dy, dh_T, dc_T, w_hh, cs, gates, tanh_c, ids=None, V=0):
     """The loop over steps backward in the forward's parts: dy (B, T, H), dh_T, dc_T (B, H) ->
-    dh0, dc0 (B, H) and da (4H, T B): every step's da in part order, columns in (t, b) order.
-    None when the threads did not all run."""
+    dh0, dc0 (B, H), da (4H, T B): every step's da in part order, columns in (t, b) order, and
+    with ids (T, B) of a folded embedding of V rows, D (4H, V) in part order: da summed per id
+    (else None). None when the threads did not all run."""
     T, P, R, B = gates.shape
     H, dt = w_hh.shape[1], gates.dtype
     order = part_order(H, P)
@@ -258,9 +266,12 @@ def backprop(dy, dh_T, dc_T, w_hh, cs, gates, tanh_c):
     gemm, piece = _gemm(dt), _piece(B, R, H)
     dy = np.ascontiguousarray(dy, dtype=dt)
     cs_p, tanh_p = cs.reshape(T + 1, P, Hp, B), tanh_c.reshape(T, P, Hp, B)
+    by_id = np.zeros((4 * H, V if ids is not None else 1), dtype=dt)
+    ids = np.zeros((0, B), np.int64) if ids is None else np.ascontiguousarray(ids, dtype=np.int64)
     if not _run(P, lambda p: _backward_part(gemm, p, w_t, dy, dc, gates, cs_p, tanh_p, grad, da, dh, da_cols,
-                                            counter, piece, k, WAIT_LIMIT)):
+                                            ids, by_id, counter, piece, k, WAIT_LIMIT)):
         warnings.warn("lstm_parallel: a thread did not arrive; the LSTM runs on one thread this step")
         return None
     dh0 = grad[0].sum(axis=0)                                        # step 0 wrote slot 0
-    return np.ascontiguousarray(dh0.T), np.ascontiguousarray(dc.reshape(H, B).T), da_cols.reshape(4 * H, T * B)
+    return (np.ascontiguousarray(dh0.T), np.ascontiguousarray(dc.reshape(H, B).T), da_cols.reshape(4 * H, T * B),
+            by_id if ids.shape[0] else None)
