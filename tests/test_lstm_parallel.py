@@ -172,3 +172,17 @@ def test_barrier_gives_up_on_a_thread_that_never_comes():
     counter = np.zeros(1, np.int64)
     assert not alone(counter)
     assert counter[0] < 0                                   # marked failed for the others
+
+
+@PARTS
+def test_auto_threads_leaves_the_cores_to_an_lstm_that_splits_its_units(monkeypatch, in_parts):
+    """--threads auto: one replica for an LSTM LM whose units split between the cores (two replicas
+    would each run its LSTM on one core), one per core for a GPT or under MINILLM_KERNELS=plain."""
+    from minillm.models import GPT, LSTMLM, GPTConfig, LSTMConfig
+    from minillm.training.parallel import auto_threads
+    lstm_lm = LSTMLM(LSTMConfig(vocab_size=11, embed_dim=8, hidden_size=64))
+    gpt = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    assert auto_threads(16, 2, lstm_lm) == 1
+    assert auto_threads(16, 2, gpt) == 2
+    monkeypatch.setenv("MINILLM_KERNELS", "plain")
+    assert auto_threads(16, 2, lstm_lm) == 2

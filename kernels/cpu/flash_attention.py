@@ -25,7 +25,7 @@ import numpy as np
 
 from . import jit
 from .jit import compiled, prange, unavailable
-from .threads import blas_threads
+from .threads import blas_threads, current_cpu, off_core
 from .vector_exp import exp
 from .vector_max import from_key, key
 
@@ -180,6 +180,11 @@ def _shards(N):
     return [(i * N // parts, (i + 1) * N // parts) for i in range(parts)]
 
 
+def _off_core(cpu, work, a, b):
+    with off_core(cpu):
+        return work(a, b)
+
+
 def _on_shards(work, N):
     """work(start, stop) on each shard, one thread and one BLAS thread each: the tile products are
     small, and one thread per shard keeps every core busy without BLAS's threads waiting on each
@@ -189,8 +194,9 @@ def _on_shards(work, N):
         return work(0, N)
     if _pool.get("size") != len(shards) - 1:
         _pool["size"], _pool["pool"] = len(shards) - 1, ThreadPoolExecutor(len(shards) - 1)
+    cpu = current_cpu()                # the other shards keep off this thread's core
     with blas_threads(1), jit.one_thread_each():
-        futures = [_pool["pool"].submit(work, a, b) for a, b in shards[1:]]
+        futures = [_pool["pool"].submit(_off_core, cpu, work, a, b) for a, b in shards[1:]]
         try:
             work(*shards[0])
         finally:

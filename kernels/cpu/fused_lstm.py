@@ -5,7 +5,8 @@ The lesson's loop (minillm/nn/lstm.py) in columns, as cpu/lstm.py: a = W_hh h + 
 Each step is then one BLAS product and one pass over its H x B cells that computes the four
 gates, the cell update and h' (forward), or the whole step's derivative (backward), reading and
 writing each value once. The pass runs on one thread: a step is too small (8K cells) to pay for
-waking a second one.
+waking a second one. With two or more cores and at least 64 units, forward and backward hand the
+steps to lstm_parallel.py instead, which splits the units between threads that run every step.
 
 Every array a step touches is contiguous, so each pass runs in vector registers:
     ax      (16, 4H, B)     W_ih x_t + b, made 16 steps at a time

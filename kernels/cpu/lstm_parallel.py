@@ -26,8 +26,6 @@ W_ih x_t + b comes as a table (4H, M) in that order and column numbers idx (T, B
 embedding (embedding_lstm.py: M = V, idx the token ids) or all steps' products (fused_lstm.py:
 M = T B, idx[t, b] = t B + b). Gradients go back to W_hh's order in the callers.
 """
-import ctypes
-import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
@@ -39,18 +37,13 @@ from .barrier import meet
 from .batched_matmul import SMALL
 from .jit import compiled
 from .openblas import NO_TRANS, ROW_MAJOR
-from .threads import blas_threads
+from .threads import blas_threads, current_cpu, off_core
 from .lstm_step import cells_backward, step_forward
 
 MIN_UNITS = 32              # units per part at least: fewer, and the meetings cost more than they save
 MAX_SPIN = 22               # OpenBLAS's idle threads may spin 2^22 cycles at most (see parts)
 WAIT_LIMIT = 1 << 31        # barrier reads before a thread gives up (seconds of spinning)
 _pool = {}
-try:
-    _libc = ctypes.CDLL(None) if hasattr(os, "sched_setaffinity") else None
-    _libc.sched_getcpu
-except (OSError, AttributeError):
-    _libc = None
 # the compiled loops themselves, called from the part loops below (lstm_step's are wrapped for Python)
 _step_forward, _cells_backward = (getattr(f, "serial", f) for f in (step_forward, cells_backward))
 
@@ -192,16 +185,9 @@ def _backward_part(gemm, p, w_t, dy, dc, gates, cs, tanh_c, grad, da, dh, da_col
     return True
 
 
-def _pinned(part, p, cpu):
-    """part(p) on a thread kept off ``cpu`` (the main thread's core) while it runs."""
-    saved = os.sched_getaffinity(0)
-    others = saved - {cpu}
-    if others:
-        os.sched_setaffinity(0, others)
-    try:
+def _off_core(cpu, part, p):
+    with off_core(cpu):
         return part(p)
-    finally:
-        os.sched_setaffinity(0, saved)
 
 
 def _run(P, part):
@@ -209,9 +195,9 @@ def _run(P, part):
     each; True when every part finished."""
     if _pool.get("size") != P - 1:
         _pool["size"], _pool["pool"] = P - 1, ThreadPoolExecutor(P - 1)
-    cpu = _libc.sched_getcpu() if _libc is not None else -1
+    cpu = current_cpu()                # the other parts keep off this thread's core
     with blas_threads(1), jit.one_thread_each():
-        futures = [_pool["pool"].submit(_pinned, part, p, cpu) for p in range(1, P)]
+        futures = [_pool["pool"].submit(_off_core, cpu, part, p) for p in range(1, P)]
         done = part(0)
         return all([done] + [f.result() for f in futures])
 

@@ -4,6 +4,9 @@ Code that runs one thread per core itself (DataParallel's replicas, the shards o
 batch) sets BLAS to one thread for that time, ``with blas_threads(1):``: two threads each asking a
 2-thread BLAS for its threads would wait on each other.
 """
+import ctypes
+import os
+
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
@@ -52,4 +55,39 @@ class blas_threads:
 
     def __exit__(self, *exc):
         _numpy_blas().set_num_threads(self.saved)
+        return False
+
+
+try:                                   # glibc's sched_getcpu: the core a thread runs on now
+    _libc = ctypes.CDLL(None) if hasattr(os, "sched_setaffinity") else None
+    _libc.sched_getcpu
+except (OSError, AttributeError):
+    _libc = None
+
+
+def current_cpu():
+    """The core the calling thread runs on, or -1 where the system does not say."""
+    return _libc.sched_getcpu() if _libc is not None else -1
+
+
+class off_core:
+    """``with off_core(cpu):`` keeps the calling thread off core ``cpu`` (Linux), then restores
+    its affinity. For a worker thread woken by the main thread to run beside it: the scheduler
+    may wake it on the main thread's own core, and both then share that core for milliseconds
+    (an LSTM split in two, lstm_parallel.py, ran at half speed so). Flash attention's shards
+    start the same way."""
+
+    def __init__(self, cpu):
+        self.cpu, self.saved = cpu, None
+
+    def __enter__(self):
+        if self.cpu >= 0 and hasattr(os, "sched_setaffinity"):
+            self.saved = os.sched_getaffinity(0)
+            if self.saved - {self.cpu}:
+                os.sched_setaffinity(0, self.saved - {self.cpu})
+        return self
+
+    def __exit__(self, *exc):
+        if self.saved is not None:
+            os.sched_setaffinity(0, self.saved)
         return False

@@ -147,7 +147,8 @@ def train(args):
     opt = AdamW(param_groups(model, args.weight_decay), lr=args.lr, betas=(0.9, 0.99))
     tcfg = TrainConfig(max_steps=args.max_steps, max_seconds=args.max_seconds, lr=args.lr, min_lr=args.lr / 10,
                        warmup_steps=args.warmup_steps, grad_clip=1.0, eval_interval=args.eval_interval,
-                       eval_batches=args.eval_batches, log_interval=10, seed=args.seed, threads=args.threads)
+                       eval_batches=args.eval_batches, log_interval=10, seed=args.seed,
+                       threads="auto" if getattr(args, "threads_auto", False) else args.threads)
     meta = {"kind": args.model, "model_config": cfg, "tokenizer": tokenizer.to_dict(),
             "data": args.data or "built-in corpus", "backend": backend.current()}
     trainer = Trainer(model, task, opt, tcfg, out, meta)
@@ -160,7 +161,9 @@ def train(args):
             f"rows of every batch of {args.batch_size}", file=sys.stderr)
     if backend.current() == "numpy":
         from ..kernels.cpu import jit
-        say(f"{jit.describe()}; {trainer.threads} model replica(s) (--threads)", file=sys.stderr)
+        from ..training.parallel import uses_the_cores
+        split = "; the LSTM's units split between the cores" if trainer.threads == 1 and uses_the_cores(model) else ""
+        say(f"{jit.describe()}; {trainer.threads} model replica(s) (--threads){split}", file=sys.stderr)
     val = trainer.run()
     if not world.is_main:
         return out
@@ -378,6 +381,7 @@ def run_train(args):
                          "leave --tokenizer out")
     if args.n_embd % args.n_head and args.model != "lstm":
         raise UsageError(f"--n-embd {args.n_embd} is not divisible by --n-head {args.n_head}")
+    args.threads_auto = args.threads == "auto"          # train() asks the model again (uses_the_cores)
     if args.threads == "auto":
         from ..training.parallel import auto_threads
         world = distributed.world()

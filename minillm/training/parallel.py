@@ -39,11 +39,23 @@ from ..kernels.cpu.jit import one_thread_each
 from ..kernels.cpu.threads import blas_threads
 from ..nn.module import Module
 
-def auto_threads(batch_size, cores=None):
+def uses_the_cores(model):
+    """True for a model whose engine kernels run on every core by themselves: an LSTM whose units
+    kernels/cpu/lstm_parallel.py splits between the cores (one replica then trained an LSTM LM
+    step at 0.95x PyTorch's speed, two replicas, each on one core, at 0.80x; docs/benchmarks.md)."""
+    lstm = getattr(model, "lstm", None)
+    if lstm is None or not hasattr(lstm, "hidden_size") or os.environ.get("MINILLM_KERNELS") == "plain":
+        return False
+    from ..kernels.cpu import lstm_parallel
+    return lstm_parallel.parts(lstm.hidden_size, lstm.weight_hh_l0.data.dtype) > 1
+
+
+def auto_threads(batch_size, cores=None, model=None):
     """The number of model replicas ``threads="auto"`` means: one per core this process may use (or
     ``cores``, its share when several processes train together), at most one per batch row; 1 on the
-    CuPy backend, or where NumPy's BLAS threads cannot be set."""
-    if backend.current() != "numpy" or not blas_threads.available():
+    CuPy backend, where NumPy's BLAS threads cannot be set, or for a ``model`` that
+    ``uses_the_cores`` itself."""
+    if backend.current() != "numpy" or not blas_threads.available() or (model is not None and uses_the_cores(model)):
         return 1
     if cores is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -94,8 +94,8 @@ class Trainer:
         self.model, self.task, self.opt, self.cfg = model, task, optimizer, config
         # what forward and backward run through: the model, or its replicas on config.threads cores
         local_rows = -(-task.batch_size // self.world.size)
-        self.threads = (auto_threads(local_rows, distributed.cores_per_rank(self.world)) if config.threads == "auto"
-                        else config.threads)
+        self.threads = (auto_threads(local_rows, distributed.cores_per_rank(self.world), model)
+                        if config.threads == "auto" else config.threads)
         self.net = DataParallel(model, self.threads) if self.threads > 1 else model
         self.out = Path(out_dir)
         self.meta = meta
