@@ -23,8 +23,8 @@ def child():
     """One process: the first and the second GPT step, the first long attention call, and the first
     and second LSTM LM step, timed."""
     sys.path.insert(0, ROOT)
+    import minillm                     # before NumPy, as the command line: minillm sets OPENBLAS_THREAD_TIMEOUT
     import numpy as np
-    import minillm
     from minillm.models import GPT, LSTMLM, GPTConfig, LSTMConfig
     from minillm.nn import CrossEntropyLoss
     from minillm.nn.attention import scaled_dot_product_attention, scaled_dot_product_attention_backward
