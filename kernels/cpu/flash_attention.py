@@ -180,11 +180,6 @@ def _shards(N):
     return [(i * N // parts, (i + 1) * N // parts) for i in range(parts)]
 
 
-def _off_core(cpu, work, a, b):
-    with off_core(cpu):
-        return work(a, b)
-
-
 def _on_shards(work, N):
     """work(start, stop) on each shard, one thread and one BLAS thread each: the tile products are
     small, and one thread per shard keeps every core busy without BLAS's threads waiting on each
@@ -196,7 +191,7 @@ def _on_shards(work, N):
         _pool["size"], _pool["pool"] = len(shards) - 1, ThreadPoolExecutor(len(shards) - 1)
     cpu = current_cpu()                # the other shards keep off this thread's core
     with blas_threads(1), jit.one_thread_each():
-        futures = [_pool["pool"].submit(_off_core, cpu, work, a, b) for a, b in shards[1:]]
+        futures = [_pool["pool"].submit(off_core.call, cpu, work, a, b) for a, b in shards[1:]]
         try:
             work(*shards[0])
         finally:

@@ -22,13 +22,12 @@ OpenBLAS ?gemm, called from the compiled loops (openblas.py) with BLAS set to on
 
 The rows of the gates are kept in part order: row r of the arrays here is row order[r] of W_hh
 (part p holds rows p*4Hp .. (p+1)*4Hp - 1: i, f, g, o of its units). Step t's input half
-W_ih x_t + b comes as a table (4H, M) in that order and column numbers idx (T, B): the folded
-embedding (embedding_lstm.py: M = V, idx the token ids) or all steps' products (fused_lstm.py:
-M = T B, idx[t, b] = t B + b). Gradients go back to W_hh's order in the callers.
+W_ih x_t + b comes in that order either as all steps' products (fused_lstm.py: (T, 4H, B)) or
+as a table (4H, M) and column numbers idx (T, B) (embedding_lstm.py: the folded embedding,
+M = V, idx the token ids). Gradients go back to W_hh's order in the callers.
 """
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from typing import NamedTuple
 
 import numpy as np
 
@@ -46,12 +45,6 @@ WAIT_LIMIT = 1 << 31        # barrier reads before a thread gives up (seconds of
 _pool = {}
 # the compiled loops themselves, called from the part loops below (lstm_step's are wrapped for Python)
 _step_forward, _cells_backward = (getattr(f, "serial", f) for f in (step_forward, cells_backward))
-
-
-class Parts(NamedTuple):
-    """The part order of the gate rows, and how the steps ran."""
-    P: int                  # parts (threads)
-    order: np.ndarray       # (4H,) row r of the part-order arrays is row order[r] of W_hh
 
 
 def parts(H, dtype):
@@ -185,11 +178,6 @@ def _backward_part(gemm, p, w_t, dy, dc, gates, cs, tanh_c, grad, da, dh, da_col
     return True
 
 
-def _off_core(cpu, part, p):
-    with off_core(cpu):
-        return part(p)
-
-
 def _run(P, part):
     """part(p) for p = 0 .. P-1, each on its own thread (this one runs p = 0), BLAS on one thread
     each; True when every part finished."""
@@ -197,7 +185,7 @@ def _run(P, part):
         _pool["size"], _pool["pool"] = P - 1, ThreadPoolExecutor(P - 1)
     cpu = current_cpu()                # the other parts keep off this thread's core
     with blas_threads(1), jit.one_thread_each():
-        futures = [_pool["pool"].submit(_off_core, cpu, part, p) for p in range(1, P)]
+        futures = [_pool["pool"].submit(off_core.call, cpu, part, p) for p in range(1, P)]
         done = part(0)
         return all([done] + [f.result() for f in futures])
 

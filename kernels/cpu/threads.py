@@ -91,3 +91,9 @@ class off_core:
         if self.saved is not None:
             os.sched_setaffinity(0, self.saved)
         return False
+
+    @staticmethod
+    def call(cpu, fn, *args):
+        """fn(*args) off core ``cpu``: what a worker thread submitted to a pool runs."""
+        with off_core(cpu):
+            return fn(*args)
