@@ -179,6 +179,7 @@ def test_attention(monkeypatch, rng, name, dtype, T, mask):
         monkeypatch.setattr(flash_attention, "MIN_SCORES", 1)
         monkeypatch.setattr(flash_attention, "BLOCK_M", 16)
         monkeypatch.setattr(flash_attention, "BLOCK_N", 32)
+        monkeypatch.setattr(flash_attention, "DIAGONAL_ROWS", 8)    # diagonal tiles in strips of 8 rows
     B, H, D = 2, 3, 5
     q, k, v = (rand(rng, (B, H, T, D), dtype) for _ in range(3))
     kw = {}

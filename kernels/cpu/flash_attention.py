@@ -11,7 +11,8 @@ row sum l and output acc are rescaled as each tile arrives:
 The backward recomputes each tile's weights from L (p = exp(s - L)) and, with
 Dv = rowsum(dO * O), takes ds = p (dO V_j^T - Dv) and adds dV_j += p^T dO_i, dK_j += ds^T Q_i,
 dQ_i += ds K_j (each ds product times the scale). A causal mask skips the tiles above the
-diagonal, half of them. Memory: tiles of (B*H, BM, BN), the output and L: linear in T.
+diagonal, half of them, and cuts those on it into strips of rows that reach only the keys they
+see. Memory: tiles of (B*H, BM, BN), the output and L: linear in T.
 
 The tile products are BLAS matrix products, written into buffers reused from tile to tile (a new
 array per product cost a fifth of the time at T = 2048); the rest between them (scaling, masking,
@@ -30,6 +31,7 @@ from .vector_exp import exp
 from .vector_max import from_key, key
 
 BLOCK_M, BLOCK_N = 256, 256         # query rows and key columns per tile: bigger tiles, faster BLAS
+DIAGONAL_ROWS = 64                  # rows per strip of a causal tile on the diagonal (_pieces)
 MIN_SCORES = 256 * 256              # below T * S this many, one score matrix fits in cache: cpu.attention
 _pool = {}                          # the worker threads of _on_shards, made at first use
 
@@ -64,11 +66,11 @@ def accepts(q, k, v, attn_mask, is_causal, key_padding_mask, dropout_p):
 
 
 @compiled(sums=True)
-def _exp_tile(s, scale, m, pad, has_pad, row0, col0, causal, empty, m_new, alpha, l):
-    """s (N, R, C) scores -> p = exp(s * scale - m') in place (masked entries 0), m' = max(m, rowmax)
-    in m_new, alpha = exp(m - m'), l = l alpha + rowsum(p). A row with every key so far masked
-    keeps m' = -inf, alpha 1. The causal mask is an end column per row, so the loops have no
-    branch and run in vectors; exp is vector_exp's."""
+def _exp_tile(s, scale, m, pad, has_pad, row0, col0, causal, empty, alpha, l, r0):
+    """s (N, R, C) scores of the rows r0:r0+R of m, alpha and l -> p = exp(s * scale - m') in place
+    (masked entries 0), m = m' = max(m, rowmax), alpha = exp(m - m'), l = l alpha + rowsum(p).
+    A row with every key so far masked keeps m' = -inf, alpha 1. The causal mask is an end
+    column per row, so the loops have no branch and run in vectors; exp is vector_exp's."""
     N, R, C = s.shape
     for n in prange(N):
         for r in range(R):
@@ -77,19 +79,19 @@ def _exp_tile(s, scale, m, pad, has_pad, row0, col0, causal, empty, m_new, alpha
                 for c in range(end):
                     if pad[n, col0 + c]:
                         s[n, r, c] = empty
-            top_key = key(m[n, r])             # the maximum over integer keys runs in vectors
+            top_key = key(m[n, r0 + r])        # the maximum over integer keys runs in vectors
             for c in range(end):
                 v = s[n, r, c] * scale
                 s[n, r, c] = v
                 top_key = max(top_key, key(v))
             top = from_key(top_key)
-            m_new[n, r] = top
             shift = top
             if top == empty:
                 shift = scale - scale
-                alpha[n, r] = scale / scale
+                alpha[n, r0 + r] = scale / scale
             else:
-                alpha[n, r] = exp(m[n, r] - top)
+                alpha[n, r0 + r] = exp(m[n, r0 + r] - top)
+            m[n, r0 + r] = top
             total = scale - scale
             for c in range(end):
                 e = exp(s[n, r, c] - shift)
@@ -97,18 +99,18 @@ def _exp_tile(s, scale, m, pad, has_pad, row0, col0, causal, empty, m_new, alpha
                 total += e
             for c in range(end, C):
                 s[n, r, c] = scale - scale
-            l[n, r] = l[n, r] * alpha[n, r] + total
+            l[n, r0 + r] = l[n, r0 + r] * alpha[n, r0 + r] + total
 
 
 @compiled
-def _rescale_add(acc, alpha, pv):
-    """acc = acc * alpha[..., None] + pv, all (N, R, D)."""
-    N, R, D = acc.shape
+def _rescale_add(acc, alpha, pv, r0):
+    """acc[:, r0:r0+R] = acc[:, r0:r0+R] * alpha[:, r0:r0+R, None] + pv; pv: (N, R, D)."""
+    N, R, D = pv.shape
     for n in prange(N):
         for r in range(R):
-            a = alpha[n, r]
+            a = alpha[n, r0 + r]
             for d in range(D):
-                acc[n, r, d] = acc[n, r, d] * a + pv[n, r, d]
+                acc[n, r0 + r, d] = acc[n, r0 + r, d] * a + pv[n, r, d]
 
 
 @compiled
@@ -200,6 +202,22 @@ def _on_shards(work, N):
         f.result()                        # a shard's exception, raised here
 
 
+def _pieces(m0, m1, n0, n1, causal):
+    """[(r0, r1, c1)]: the query rows r0:r1 of the tile m0:m1 x n0:n1 and the keys n0:c1 they see.
+    A causal tile that the diagonal crosses is cut into strips of DIAGONAL_ROWS rows, each only
+    as wide as its last row sees, so its products skip most of the masked scores (a whole
+    256 x 256 diagonal tile is half masked); strips that see no key of the tile are left out."""
+    if not causal or n1 - 1 <= m0:
+        return [(m0, m1, n1)]
+    strips = [(r0, min(r0 + DIAGONAL_ROWS, m1)) for r0 in range(m0, m1, DIAGONAL_ROWS)]
+    return [(r0, r1, min(n1, r1)) for r0, r1 in strips if min(n1, r1) > n0]
+
+
+def _view(buf, *shape):
+    """A C-contiguous array of this shape on the front of the flat buffer buf."""
+    return buf[:int(np.prod(shape))].reshape(shape)
+
+
 def _forward_rows(qf, kf, vf, pad, out, lse, is_causal, scale):
     """out and L of the rows n of q (n, T, D): the online softmax, tile by tile."""
     N, T, D = qf.shape
@@ -207,21 +225,21 @@ def _forward_rows(qf, kf, vf, pad, out, lse, is_causal, scale):
     t = qf.dtype.type
     empty = t(-np.inf)
     has_pad = bool(pad.any())
-    s_buf = np.empty((N, BLOCK_M, BLOCK_N), dtype=qf.dtype)          # each tile's scores, (N, BM, BN)
-    pv_buf = np.empty((N, BLOCK_M, D), dtype=qf.dtype)               # and its p V_j
+    s_buf = np.empty(N * BLOCK_M * BLOCK_N, dtype=qf.dtype)          # each piece's scores, (N, R, C)
+    pv_buf = np.empty(N * BLOCK_M * D, dtype=qf.dtype)               # and its p V_j, (N, R, D)
     for m0 in range(0, T, BLOCK_M):
         m1 = min(m0 + BLOCK_M, T)
-        m, m_new = np.full((N, m1 - m0), empty), np.empty((N, m1 - m0), dtype=qf.dtype)
+        m = np.full((N, m1 - m0), empty)
         l = np.zeros((N, m1 - m0), dtype=qf.dtype)
         alpha = np.empty_like(l)
         acc = np.zeros((N, m1 - m0, D), dtype=qf.dtype)
         n_end = min(S, m1) if is_causal else S                      # causal: later keys are all masked
         for n0 in range(0, n_end, BLOCK_N):
-            n1 = min(n0 + BLOCK_N, n_end)
-            s = np.matmul(qf[:, m0:m1], kf[:, n0:n1].transpose(0, 2, 1), out=s_buf[:, :m1 - m0, :n1 - n0])
-            _exp_tile(s, t(scale), m, pad, has_pad, m0, n0, is_causal, empty, m_new, alpha, l)
-            m, m_new = m_new, m
-            _rescale_add(acc, alpha, np.matmul(s, vf[:, n0:n1], out=pv_buf[:, :m1 - m0]))
+            for r0, r1, c1 in _pieces(m0, m1, n0, min(n0 + BLOCK_N, n_end), is_causal):
+                s = np.matmul(qf[:, r0:r1], kf[:, n0:c1].transpose(0, 2, 1), out=_view(s_buf, N, r1 - r0, c1 - n0))
+                _exp_tile(s, t(scale), m, pad, has_pad, r0, n0, is_causal, empty, alpha, l, r0 - m0)
+                pv = np.matmul(s, vf[:, n0:c1], out=_view(pv_buf, N, r1 - r0, D))
+                _rescale_add(acc, alpha, pv, r0 - m0)
         _finish(acc, m, l, out[:, m0:m1], lse[:, m0:m1], empty)
 
 
@@ -241,26 +259,26 @@ def forward(q, k, v, attn_mask, is_causal, key_padding_mask, dropout_p, dropout_
 
 def _backward_rows(qf, kf, vf, do, lse, dv_row, pad, causal, scale, dq, dk, dv):
     """dq, dk, dv of the rows n: key tile by key tile, each tile's weights recomputed from L."""
-    T, S = qf.shape[1], kf.shape[1]
+    N, T, D = qf.shape
+    S = kf.shape[1]
     t = qf.dtype.type
     has_pad = bool(pad.any())
-    s_buf, dp_buf = (np.empty((qf.shape[0], BLOCK_M, BLOCK_N), dtype=qf.dtype) for _ in range(2))
-    kv_buf = np.empty((qf.shape[0], BLOCK_N, qf.shape[2]), dtype=qf.dtype)
-    q_buf = np.empty((qf.shape[0], BLOCK_M, qf.shape[2]), dtype=qf.dtype)
+    s_buf, dp_buf = (np.empty(N * BLOCK_M * BLOCK_N, dtype=qf.dtype) for _ in range(2))
+    kv_buf, q_buf = np.empty(N * BLOCK_N * D, dtype=qf.dtype), np.empty(N * BLOCK_M * D, dtype=qf.dtype)
     for n0 in range(0, S, BLOCK_N):
         n1 = min(n0 + BLOCK_N, S)
-        k_j, v_j = kf[:, n0:n1], vf[:, n0:n1]
         m_start = (n0 // BLOCK_M) * BLOCK_M if causal else 0           # earlier queries never see these keys
         for m0 in range(m_start, T, BLOCK_M):
-            m1 = min(m0 + BLOCK_M, T)
-            q_i, do_i = qf[:, m0:m1], do[:, m0:m1]
-            s = np.matmul(q_i, k_j.transpose(0, 2, 1), out=s_buf[:, :m1 - m0, :n1 - n0])     # (N, BM, BN)
-            dp = np.matmul(do_i, v_j.transpose(0, 2, 1), out=dp_buf[:, :m1 - m0, :n1 - n0])  # dO_i V_j^T
-            _weights_and_gradient(s, dp, lse, dv_row, pad, has_pad, t(scale), m0, n0, causal, t(-np.inf))  # p; ds
-            kv_part, q_part = kv_buf[:, :n1 - n0], q_buf[:, :m1 - m0]     # products into reused buffers
-            dv[:, n0:n1] += np.matmul(s.transpose(0, 2, 1), do_i, out=kv_part)
-            dk[:, n0:n1] += np.matmul(dp.transpose(0, 2, 1), q_i, out=kv_part)
-            dq[:, m0:m1] += np.matmul(dp, k_j, out=q_part)
+            for r0, r1, c1 in _pieces(m0, min(m0 + BLOCK_M, T), n0, n1, causal):
+                q_i, do_i, k_j, v_j = qf[:, r0:r1], do[:, r0:r1], kf[:, n0:c1], vf[:, n0:c1]
+                R, C = r1 - r0, c1 - n0
+                s = np.matmul(q_i, k_j.transpose(0, 2, 1), out=_view(s_buf, N, R, C))        # (N, R, C)
+                dp = np.matmul(do_i, v_j.transpose(0, 2, 1), out=_view(dp_buf, N, R, C))     # dO_i V_j^T
+                _weights_and_gradient(s, dp, lse, dv_row, pad, has_pad, t(scale), r0, n0, causal, t(-np.inf))  # p; ds
+                kv_part, q_part = _view(kv_buf, N, C, D), _view(q_buf, N, R, D)   # products into reused buffers
+                dv[:, n0:c1] += np.matmul(s.transpose(0, 2, 1), do_i, out=kv_part)
+                dk[:, n0:c1] += np.matmul(dp.transpose(0, 2, 1), q_i, out=kv_part)
+                dq[:, r0:r1] += np.matmul(dp, k_j, out=q_part)
     dq *= t(scale)
     dk *= t(scale)
 
