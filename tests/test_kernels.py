@@ -432,6 +432,34 @@ def test_flash_attention_on_a_long_sequence_with_its_own_tiles(monkeypatch, rng,
     assert dispatch.last("scaled_dot_product_attention").implementation == "cpu.flash_attention"
 
 
+@NUMBA
+def test_flash_attention_memory_grows_linearly_with_length(monkeypatch, rng):
+    """Peak memory of a causal forward and backward, as tracemalloc counts NumPy's arrays: the
+    lesson keeps the (T, T) weights of every head, the flash kernel tiles and O(T) arrays only."""
+    import tracemalloc
+
+    def peak(T, kernels, traced=True):
+        monkeypatch.setenv("MINILLM_KERNELS", kernels)
+        q, k, v, dout = (rand(rng, (1, 2, T, 16), np.float32) for _ in range(4))
+        if not traced:                                             # loading the compiled kernels allocates too
+            out, cache = attention.scaled_dot_product_attention(q, k, v, is_causal=True)
+            return attention.scaled_dot_product_attention_backward(dout, cache)
+        tracemalloc.start()
+        try:
+            out, cache = attention.scaled_dot_product_attention(q, k, v, is_causal=True)
+            attention.scaled_dot_product_attention_backward(dout, cache)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    scores = 2 * 2048 * 2048 * 4                                   # the weights of both heads at T 2048, bytes
+    assert peak(2048, "plain") >= scores                           # the measurement sees a T^2 array
+    peak(1024, "auto", traced=False)
+    small, large = peak(1024, "auto"), peak(2048, "auto")
+    assert dispatch.last("scaled_dot_product_attention").implementation == "cpu.flash_attention"
+    assert large < scores / 4, (large, scores)
+    assert large < 2.5 * small, (small, large)                     # twice T: about twice the memory
+
+
 def test_without_numba_the_numpy_kernels_run_and_the_reason_is_recorded(monkeypatch, rng):
     monkeypatch.setenv("MINILLM_NUMBA", "0")                 # what a machine without Numba sees
     x = rand(rng, (4, 8), np.float32)
