@@ -438,22 +438,22 @@ def test_flash_attention_memory_grows_linearly_with_length(monkeypatch, rng):
     lesson keeps the (T, T) weights of every head, the flash kernel tiles and O(T) arrays only."""
     import tracemalloc
 
-    def peak(T, kernels, traced=True):
+    def run(T, kernels):
         monkeypatch.setenv("MINILLM_KERNELS", kernels)
         q, k, v, dout = (rand(rng, (1, 2, T, 16), np.float32) for _ in range(4))
-        if not traced:                                             # loading the compiled kernels allocates too
-            out, cache = attention.scaled_dot_product_attention(q, k, v, is_causal=True)
-            return attention.scaled_dot_product_attention_backward(dout, cache)
+        out, cache = attention.scaled_dot_product_attention(q, k, v, is_causal=True)
+        attention.scaled_dot_product_attention_backward(dout, cache)
+
+    def peak(T, kernels):
         tracemalloc.start()
         try:
-            out, cache = attention.scaled_dot_product_attention(q, k, v, is_causal=True)
-            attention.scaled_dot_product_attention_backward(dout, cache)
+            run(T, kernels)
             return tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
     scores = 2 * 2048 * 2048 * 4                                   # the weights of both heads at T 2048, bytes
     assert peak(2048, "plain") >= scores                           # the measurement sees a T^2 array
-    peak(1024, "auto", traced=False)
+    run(1024, "auto")                                              # loading the compiled kernels allocates too
     small, large = peak(1024, "auto"), peak(2048, "auto")
     assert dispatch.last("scaled_dot_product_attention").implementation == "cpu.flash_attention"
     assert large < scores / 4, (large, scores)
